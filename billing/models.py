@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        PAID = "paid"
+        VOID = "void"
+
+    # Set from the row id in the same transaction that creates the invoice (sequential, gap-free enough).
+    number = models.CharField(max_length=24, unique=True, null=True, blank=True)
+    order = models.OneToOneField(
+        "orders.Order", null=True, blank=True, related_name="invoice", on_delete=models.PROTECT
+    )
+    email = models.EmailField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.status})"
+
+    def payment_metadata(self) -> dict[str, str]:
+        """What every PaymentIntent for this invoice carries, so the gateway side can be traced back."""
+        metadata = {"invoice_number": self.number}
+        if self.order_id:
+            metadata["order_id"] = str(self.order.public_id)
+        return metadata
+
+
+class PaymentAttempt(models.Model):
+    """One try at collecting an invoice, committed before the gateway is called.
+
+    Its public id is the gateway Idempotency-Key: every retry of the same attempt (after a timeout,
+    a dropped connection, a killed worker) re-sends the same key and gets the gateway's saved answer
+    instead of a second charge. A new card or a later retry by the customer is a new attempt.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    invoice = models.ForeignKey(Invoice, related_name="attempts", on_delete=models.PROTECT)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    payment_method = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    gateway_reference = models.CharField(max_length=64, blank=True, help_text="PaymentIntent id")
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # At most one attempt in flight and at most one success per invoice, enforced by the database.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(status="pending"),
+                name="one_pending_attempt_per_invoice",
+            ),
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(status="succeeded"),
+                name="one_successful_attempt_per_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.public_id} on {self.invoice_id} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment-attempt-{self.public_id}"
+
+    @property
+    def amount_minor(self) -> int:
+        """Amount in the currency's minor unit, as payment gateways expect it."""
+        return int((self.amount * Decimal(100)).to_integral_value())
+
+
+class Plan(models.Model):
+    """A monthly subscription box."""
+
+    class Interval(models.TextChoices):
+        MONTH = "month"
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=80)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["price"]
+        constraints = [models.CheckConstraint(condition=models.Q(price__gt=0), name="plan_price_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"

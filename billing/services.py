@@ -1,0 +1,88 @@
+"""Billing operations: issue invoices and collect them exactly once (pattern 2, idempotent charge).
+
+Charging is three steps, each committed on its own:
+1. commit a PaymentAttempt (or find the one already in flight for this invoice);
+2. call the gateway with the attempt's Idempotency-Key;
+3. record the outcome (and let the owner of the invoice react) in one transaction.
+A crash anywhere repeats from step 1, finds the same pending attempt, re-sends the same key and gets
+the gateway's saved answer: one charge, recorded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import gateway
+from billing.models import Invoice, PaymentAttempt
+from jobkit.errors import PermanentError
+from orders.models import Order
+
+SettledCallback = Callable[[PaymentAttempt], None]
+
+
+def issue_order_invoice(order: Order) -> Invoice:
+    """Create the invoice for a new order (call inside the checkout transaction)."""
+    invoice = Invoice.objects.create(
+        order=order, email=order.email, amount=order.total, currency=order.currency
+    )
+    invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
+    Invoice.objects.filter(pk=invoice.pk).update(number=invoice.number)
+    return invoice
+
+
+def charge_invoice(
+    invoice_id: int, payment_method: str, on_settled: SettledCallback | None = None
+) -> PaymentAttempt:
+    """Collect an invoice once. `on_settled` runs in the transaction that records the outcome."""
+    attempt = _open_attempt(invoice_id, payment_method)
+    if attempt.status != PaymentAttempt.Status.PENDING:
+        return attempt  # already settled by an earlier run
+    outcome = gateway.charge(
+        amount_minor=attempt.amount_minor,
+        currency=attempt.currency,
+        payment_method=attempt.payment_method,
+        idempotency_key=attempt.idempotency_key,
+        metadata=attempt.invoice.payment_metadata(),
+    )
+    return _record_outcome(attempt.pk, outcome, on_settled)
+
+
+@transaction.atomic
+def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    if invoice.status == Invoice.Status.PAID:
+        return invoice.attempts.get(status=PaymentAttempt.Status.SUCCEEDED)
+    if invoice.status == Invoice.Status.VOID:
+        raise PermanentError(f"invoice {invoice.number} is void")
+    pending = invoice.attempts.filter(status=PaymentAttempt.Status.PENDING).first()
+    if pending is not None:
+        return pending  # a retry of the same attempt: same Idempotency-Key
+    return PaymentAttempt.objects.create(
+        invoice=invoice, amount=invoice.amount, currency=invoice.currency, payment_method=payment_method
+    )
+
+
+@transaction.atomic
+def _record_outcome(
+    attempt_id: int, outcome: gateway.ChargeOutcome, on_settled: SettledCallback | None
+) -> PaymentAttempt:
+    attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
+    if attempt.status != PaymentAttempt.Status.PENDING:
+        return attempt  # a concurrent run recorded it first
+    now = timezone.now()
+    attempt.gateway_reference = outcome.payment_intent_id
+    attempt.completed_at = now
+    if outcome.succeeded:
+        attempt.status = PaymentAttempt.Status.SUCCEEDED
+        Invoice.objects.filter(pk=attempt.invoice_id).update(status=Invoice.Status.PAID, paid_at=now)
+    else:
+        attempt.status = PaymentAttempt.Status.FAILED
+        attempt.failure_code = outcome.failure_code[:64]
+        attempt.failure_message = outcome.failure_message[:300]
+    attempt.save()
+    if on_settled is not None:
+        on_settled(attempt)
+    return attempt

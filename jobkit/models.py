@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class JobRun(models.Model):
+    """One job message through its life, recorded against the business object it works on.
+
+    The row is written in the same transaction that enqueues the job, so a rolled-back request leaves
+    no ghost "queued" job, and a committed one is visible before any worker can pick it up.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        STARTED = "started"
+        RETRYING = "retrying"
+        SUCCEEDED = "succeeded"
+        DEAD = "dead"
+
+    task_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    queue = models.CharField(max_length=40)
+    subject = models.CharField(
+        max_length=80, db_index=True, help_text="kind:id of the object the job works on"
+    )
+    args = models.JSONField(default=list)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["queued_at", "id"]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.task_id[:8]}] {self.status}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "queue": self.queue,
+            "status": self.status,
+            "attempts": self.attempts,
+            "queued_at": self.queued_at.isoformat() if self.queued_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,59 @@
+"""Checkout input validation, shared by the HTML checkout and the JSON API.
+
+Prices never come from the request: only SKUs and quantities do, and both are checked against the
+catalogue. Errors are keyed by field so both front ends can say exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from billing.gateway import TEST_PAYMENT_METHODS
+from orders.models import Product
+from orders.services import CartLine
+
+
+class CustomerForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    payment_method = forms.ChoiceField(choices=list(TEST_PAYMENT_METHODS.items()), initial="pm_card_visa")
+
+
+def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:
+    """Turn [{"sku", "quantity"}] into cart lines, or return errors keyed by `items[i].field`."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(items, list) or not items:
+        return [], {"items": ["Give a non-empty list of {sku, quantity}."]}
+    if len(items) > settings.SHOP_MAX_ORDER_LINES:
+        return [], {"items": [f"At most {settings.SHOP_MAX_ORDER_LINES} lines per order."]}
+    skus = [item.get("sku") for item in items if isinstance(item, dict)]
+    products = Product.objects.in_bulk([s for s in skus if isinstance(s, str)], field_name="sku")
+    wanted: dict[str, int] = {}
+    lines: list[CartLine] = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            errors[where] = ["Each item must be an object with sku and quantity."]
+            continue
+        sku, quantity = item.get("sku"), item.get("quantity")
+        product = products.get(sku) if isinstance(sku, str) else None
+        if product is None or not product.active:
+            errors[f"{where}.sku"] = [f"Unknown product {sku!r}."]
+        # bool is an int in Python; a JSON true is not a quantity.
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            errors[f"{where}.quantity"] = ["Quantity must be a whole number."]
+        elif not 1 <= quantity <= settings.SHOP_MAX_LINE_QUANTITY:
+            errors[f"{where}.quantity"] = [
+                f"Quantity must be between 1 and {settings.SHOP_MAX_LINE_QUANTITY}."
+            ]
+        elif product is not None and product.active:
+            wanted[product.sku] = wanted.get(product.sku, 0) + quantity
+            if wanted[product.sku] > product.stock:
+                errors[f"{where}.quantity"] = [f"Only {product.stock} of {product.sku} in stock."]
+            else:
+                lines.append(CartLine(product, quantity))
+    if not errors and len({line.product.currency for line in lines}) > 1:
+        errors["items"] = ["All items must be in the same currency."]
+    return (lines, {}) if not errors else ([], errors)

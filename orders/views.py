@@ -1,0 +1,132 @@
+"""Order pages and the order/product JSON API. Views validate, call a service, and return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from jobkit.models import JobRun
+from orders import services
+from orders.forms import CustomerForm, validate_items
+from orders.models import Order, Product
+from shop.api import ApiError, idempotent_create, json_body
+
+
+def product_payload(product: Product) -> dict[str, Any]:
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "price": str(product.price),
+        "currency": product.currency,
+        "stock": product.stock,
+    }
+
+
+def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
+    invoice = getattr(order, "invoice", None)
+    return {
+        "id": str(order.public_id),
+        "status": order.status,
+        "status_reason": order.status_reason,
+        "email": order.email,
+        "total": str(order.total),
+        "currency": order.currency,
+        "created_at": order.created_at.isoformat(),
+        "url": request.build_absolute_uri(reverse("order-page", args=[order.public_id])),
+        "lines": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price": str(line.unit_price),
+                "quantity": line.quantity,
+            }
+            for line in order.lines.all()
+        ],
+        "invoice": invoice
+        and {"number": invoice.number, "status": invoice.status, "amount": str(invoice.amount)},
+        "shipment": None,
+        "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=order.subject)],
+    }
+
+
+@require_GET
+def products_api(request: HttpRequest) -> JsonResponse:
+    products = Product.objects.filter(active=True).order_by("sku")
+    return JsonResponse([product_payload(p) for p in products], safe=False)
+
+
+def get_order(order_id: str) -> Order:
+    try:
+        return Order.objects.select_related("invoice").prefetch_related("lines").get(public_id=order_id)
+    except (Order.DoesNotExist, ValueError, TypeError) as exc:  # a malformed UUID is just "not found"
+        raise Http404("No such order.") from exc
+
+
+@csrf_exempt  # a JSON API for programs, authenticated by nothing but unguessable ids; no cookies involved
+@require_http_methods(["POST"])
+def orders_api(request: HttpRequest) -> JsonResponse:
+    try:
+        body = json_body(request)
+        order_id, _ = idempotent_create(request, "orders", body, lambda: create_order_from(body))
+    except ApiError as exc:
+        return exc.response()
+    order = get_order(order_id)
+    return JsonResponse(
+        {"id": order_id, "status": order.status, "url": order_payload(order, request)["url"]}, status=202
+    )
+
+
+def create_order_from(body: dict[str, Any]) -> str:
+    """Validate a JSON order request and place it; every problem is reported by field at once."""
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(body) - {"email", "items", "payment_method"})
+    if unknown:
+        errors["body"] = [f"Unknown field(s): {', '.join(unknown)}."]
+    for field in ("email", "payment_method"):
+        if field in body and not isinstance(body[field], str):
+            errors[field] = ["Must be a string."]
+    customer = CustomerForm(
+        {k: v for k, v in body.items() if k in CustomerForm.base_fields and isinstance(v, str)}
+    )
+    lines, item_errors = validate_items(body.get("items"))
+    errors.update(item_errors)
+    if not customer.is_valid():
+        for field, messages in customer.errors.items():
+            errors.setdefault(field, list(messages))
+    if errors:
+        raise ApiError(errors)
+    return str(services.place_order(lines=lines, **customer.cleaned_data).public_id)
+
+
+@require_GET
+def order_api(request: HttpRequest, order_id: str) -> JsonResponse:
+    return JsonResponse(order_payload(get_order(order_id), request))
+
+
+@require_GET
+def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = get_order(order_id)
+    context = {
+        "order": order,
+        "jobs": JobRun.objects.filter(subject=order.subject),
+        "final": order_is_final(order),
+    }
+    return render(request, "orders/order.html", context)
+
+
+def order_is_final(order: Order) -> bool:
+    return order.status in {Order.Status.COMPLETED, Order.Status.EXPIRED, Order.Status.CANCELLED}
+
+
+def product_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "orders/catalogue.html", {"products": Product.objects.filter(active=True)})
+
+
+def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
+    product = get_object_or_404(Product, sku=sku, active=True)
+    return render(request, "orders/product.html", {"product": product})

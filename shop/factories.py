@@ -1,0 +1,72 @@
+"""factory-boy factories shared by the tests, the demo seed and the benchmarks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import factory
+
+from billing.models import Plan
+from orders.models import Product
+
+CATALOGUE = [
+    ("TEA-EARL", "Earl Grey tea, 100 g", "8.50"),
+    ("TEA-SENCHA", "Sencha green tea, 100 g", "11.90"),
+    ("COF-ETH", "Ethiopian coffee beans, 250 g", "12.40"),
+    ("COF-COL", "Colombian coffee beans, 250 g", "10.80"),
+    ("MUG-BLUE", "Stoneware mug, blue", "14.00"),
+    ("MUG-WHITE", "Stoneware mug, white", "14.00"),
+    ("KETTLE", "Gooseneck kettle", "54.00"),
+    ("GRINDER", "Hand coffee grinder", "39.50"),
+    ("FILTERS", "Paper filters, 100 pack", "4.20"),
+    ("DRIPPER", "Ceramic pour-over dripper", "22.00"),
+    ("HONEY", "Wildflower honey, 250 g", "7.30"),
+    ("BISCUITS", "Butter biscuits, 200 g", "5.60"),
+    ("TEAPOT", "Cast-iron teapot", "48.00"),
+    ("SCALE", "Brewing scale", "29.90"),
+]
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+        django_get_or_create = ("sku",)
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    name = factory.Faker("catch_phrase")
+    description = factory.Faker("sentence", nb_words=12)
+    price = factory.Faker(
+        "pydecimal", left_digits=2, right_digits=2, min_value=Decimal("1"), max_value=Decimal("99")
+    )
+    currency = "EUR"
+    stock = 1000
+
+
+def seed_catalogue() -> list[Product]:
+    """The demo catalogue; re-running it leaves existing products (and their stock) alone."""
+    return [ProductFactory(sku=sku, name=name, price=Decimal(price)) for sku, name, price in CATALOGUE]
+
+
+PLANS = [
+    ("tea-monthly", "Tea of the month", "Two loose-leaf teas, 100 g each, every month.", "19.00"),
+    ("coffee-monthly", "Coffee of the month", "Two single-origin coffees, 250 g each, every month.", "24.00"),
+    ("barista-box", "Barista box", "Coffee, tea, filters and a treat, every month.", "39.00"),
+]
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"plan-{n}")
+    name = factory.Faker("catch_phrase")
+    description = factory.Faker("sentence", nb_words=10)
+    price = Decimal("19.00")
+    currency = "EUR"
+
+
+def seed_plans() -> list[Plan]:
+    return [
+        PlanFactory(code=code, name=name, description=desc, price=Decimal(p)) for code, name, desc, p in PLANS
+    ]

@@ -1,0 +1,125 @@
+"""python manage.py demo: migrate, seed, then run and supervise the whole shop on one machine."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from shop import processes
+from shop.factories import seed_catalogue, seed_plans
+from shop.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
+
+STAFF_USERNAME = "staff"
+
+
+class Command(BaseCommand):
+    help = "Run the demo shop: broker, sandbox, Celery worker and beat, and the web server."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)), help="web port")
+        parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+
+    def handle(self, *args: Any, port: int, concurrency: int, **options: Any) -> None:
+        running = read_runtime()
+        if running:
+            raise CommandError(f"A demo is already running (pid {running['pid']}): {running.get('web_url')}")
+        if not processes.port_is_free(port):
+            raise CommandError(f"Port {port} is in use; stop what uses it or run with PORT=<another port>.")
+        log_dir = VAR_DIR / "log"
+        call_command("migrate", interactive=False, verbosity=0)
+        seed_catalogue()
+        seed_plans()
+        password = self.reset_staff_password()
+
+        stopping = False
+
+        def request_stop(signum: int, _frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+        children: list[processes.Child] = []
+        try:
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
+                children.append(redis_child)
+            sandbox_port = processes.port_or_free(settings.SANDBOX_PORT)
+            smtp_port = processes.port_or_free(settings.SANDBOX_SMTP_PORT)
+            children.append(
+                processes.start_sandbox(log_dir, VAR_DIR / "sandbox.sqlite3", sandbox_port, smtp_port)
+            )
+            web_url = f"http://{processes.HOST}:{port}"
+            write_runtime(
+                {
+                    "pid": os.getpid(),
+                    "redis_url": redis_url,
+                    "sandbox_port": sandbox_port,
+                    "sandbox_smtp_port": smtp_port,
+                    "web_url": web_url,
+                }
+            )
+            env = processes.base_env(
+                REDIS_URL=redis_url, SANDBOX_PORT=str(sandbox_port), SANDBOX_SMTP_PORT=str(smtp_port)
+            )
+            children.append(processes.start_worker(log_dir, env, concurrency=concurrency, echo=sys.stdout))
+            children.append(
+                processes.start_beat(log_dir, env, VAR_DIR / "celerybeat-schedule", echo=sys.stdout)
+            )
+            children.append(processes.start_web(log_dir, env, port))
+            self.print_banner(web_url, sandbox_port, smtp_port, redis_url, password)
+            while not stopping:
+                for child in children:
+                    if not child.alive() and not stopping:
+                        self.stdout.write(self.style.WARNING(f"{child.name} exited; restarting it"))
+                        child.start()
+                time.sleep(0.5)
+        finally:
+            self.stdout.write("Stopping the demo...")
+            for child in reversed(children):
+                child.stop()
+            clear_runtime()
+            self.stdout.write("Stopped: no process left running.")
+
+    def reset_staff_password(self) -> str:
+        """A fresh random staff password each run, printed on screen and never stored in the repo."""
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.get_or_create(
+            username=STAFF_USERNAME,
+            defaults={"is_staff": True, "is_superuser": True, "email": "staff@example.com"},
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return password
+
+    def print_banner(
+        self, web_url: str, sandbox_port: int, smtp_port: int, redis_url: str, password: str
+    ) -> None:
+        sandbox = f"http://{processes.HOST}:{sandbox_port}"
+        lines = [
+            "",
+            "Job Shop demo is running. Ctrl-C stops everything.",
+            f"  Shop           {web_url}/",
+            f"  Admin          {web_url}/admin/   (user {STAFF_USERNAME!r}, password {password!r})",
+            f"  API            {web_url}/api/products   {web_url}/api/orders",
+            f"  Health         {web_url}/healthz",
+            f"  Sandbox        {sandbox}/_sandbox/faults",
+            f"                 payments {sandbox}/v1, carrier {sandbox}/carrier/v1",
+            f"  Mail catcher   {sandbox}/_sandbox/mail/messages   (SMTP {processes.HOST}:{smtp_port})",
+            f"  Broker         {redis_url}",
+            f"  Logs           {VAR_DIR / 'log'}",
+            "",
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))

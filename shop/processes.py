@@ -1,0 +1,240 @@
+"""Start, watch and stop the shop's processes: broker, sandbox, Celery worker and beat, web server.
+
+Used by `python manage.py demo` and by the end-to-end test harness, so both run the same commands.
+Every child gets its own process group, so stopping one also stops what it forked (prefork pool,
+gunicorn workers) and nothing is left holding a port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from shop.celery import QUEUES
+
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_or_free(preferred: int) -> int:
+    """The conventional port when it is free, else any free one (published in var/runtime.json)."""
+    return preferred if port_is_free(preferred) else free_port()
+
+
+def _die_with_parent() -> None:
+    """Linux: if the supervisor itself is killed (-9), the kernel sends the child SIGTERM."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Child:
+    """A supervised process whose output goes to a log file (and, for the demo, the terminal)."""
+
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, echo: IO[str] | None = None
+    ):
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = log_dir / f"{name}.log"
+        self.echo = echo
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.tail: deque[str] = deque(maxlen=60)
+
+    def start(self) -> Child:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C reaches only the supervisor, which then stops children in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self._pump, args=(self.popen,), daemon=True, name=f"pump-{self.name}").start()
+        return self
+
+    def _pump(self, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdout is not None
+        with self.log_path.open("ab") as log:
+            for raw in popen.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode(errors="replace").rstrip()
+                self.tail.append(line)
+                if self.echo is not None:
+                    print(f"[{self.name}] {line}", file=self.echo, flush=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen is None:
+            return
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.popen.wait(5)
+        # Whatever the leader left behind in its group (a pool child mid-task) goes too.
+        self.signal_group(signal.SIGKILL)
+
+    def output_tail(self) -> str:
+        return "\n".join(self.tail)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            raise RuntimeError(f"{child.name} exited while waiting for {what}:\n{child.output_tail()}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    detail = f"\n{child.name} output:\n{child.output_tail()}" if child else ""
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="shop.settings", PYTHONUNBUFFERED="1", **overrides)
+    return env
+
+
+# --- the broker ------------------------------------------------------------------------------------------
+def redis_mode() -> str:
+    """SHOP_REDIS=embedded forces the pure-Python server; `auto` prefers redis-server from PATH."""
+    mode = os.environ.get("SHOP_REDIS", "auto")
+    if mode not in {"auto", "redis-server", "embedded"}:
+        raise RuntimeError(f"SHOP_REDIS must be auto, redis-server or embedded, not {mode!r}")
+    if mode == "auto":
+        return "redis-server" if shutil.which("redis-server") else "embedded"
+    return mode
+
+
+def start_redis(log_dir: Path, port: int, echo: IO[str] | None = None) -> tuple[Child, str]:
+    mode = redis_mode()
+    if mode == "redis-server":
+        argv = [
+            shutil.which("redis-server") or "redis-server",
+            "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(log_dir),
+        ]  # fmt: skip
+        name = "redis"
+    else:
+        argv = [PYTHON, "-m", "shop.embedded_redis", "--host", HOST, "--port", str(port)]
+        name = "redis-embedded"
+    child = Child(name, argv, base_env(), log_dir, echo).start()
+    url = f"redis://{HOST}:{port}/0"
+    wait_until(lambda: redis_ping(url), 20, f"{name} on port {port}", child)
+    return child, url
+
+
+def redis_ping(url: str) -> bool:
+    import redis
+
+    return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+
+
+# --- the sandbox ------------------------------------------------------------------------------------------
+def start_sandbox(
+    log_dir: Path,
+    state: Path,
+    http_port: int,
+    smtp_port: int,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    echo: IO[str] | None = None,
+) -> Child:
+    ready = log_dir / "sandbox.ready.json"
+    ready.unlink(missing_ok=True)
+    argv = [PYTHON, "-m", "sandbox", "--host", HOST, "--port", str(http_port), "--smtp-port", str(smtp_port)]
+    argv += ["--state", str(state), "--ready-file", str(ready)]
+    env = base_env()
+    if webhook_url:
+        env.update(SANDBOX_WEBHOOK_URL=webhook_url, SANDBOX_WEBHOOK_SECRET=webhook_secret or "")
+    child = Child("sandbox", argv, env, log_dir, echo).start()
+    wait_until(lambda: json.loads(ready.read_text())["http_port"] == http_port, 20, "the sandbox", child)
+    return child
+
+
+# --- Celery and the web server ----------------------------------------------------------------------------
+def start_worker(
+    log_dir: Path,
+    env: dict[str, str],
+    name: str = "worker",
+    queues: tuple[str, ...] = QUEUES,
+    concurrency: int = 2,
+    echo: IO[str] | None = None,
+    wait: bool = True,
+) -> Child:
+    hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
+    argv = [PYTHON, "-m", "celery", "-A", "shop", "worker", "-n", hostname, "-Q", ",".join(queues)]
+    argv += ["-c", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    child = Child(name, argv, env, log_dir, echo).start()
+    if wait:
+        wait_until(lambda: "ready." in child.output_tail(), 60, f"celery {name} to be ready", child)
+    return child
+
+
+def start_beat(log_dir: Path, env: dict[str, str], schedule: Path, echo: IO[str] | None = None) -> Child:
+    argv = [PYTHON, "-m", "celery", "-A", "shop", "beat", "--schedule", str(schedule), "--loglevel", "INFO"]
+    return Child("beat", argv, env, log_dir, echo).start()
+
+
+def start_web(log_dir: Path, env: dict[str, str], port: int, echo: IO[str] | None = None) -> Child:
+    argv = [
+        PYTHON, "-m", "gunicorn", "shop.wsgi:application", "--bind", f"{HOST}:{port}",
+        "--workers", "2", "--threads", "4", "--graceful-timeout", "5", "--access-logfile", "-",
+    ]  # fmt: skip
+    child = Child("web", argv, env, log_dir, echo).start()
+    wait_until(lambda: http_ok(f"http://{HOST}:{port}/healthz"), 30, f"the web server on port {port}", child)
+    return child
+
+
+def http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200

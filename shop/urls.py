@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import path
+
+from orders import views as orders
+from shop import views as storefront
+
+urlpatterns = [
+    path("", orders.product_list, name="catalogue"),
+    path("products/<str:sku>/", orders.product_detail, name="product"),
+    path("cart/", storefront.cart_page, name="cart"),
+    path("cart/add/", storefront.cart_add, name="cart-add"),
+    path("cart/update/", storefront.cart_update, name="cart-update"),
+    path("checkout/", storefront.checkout, name="checkout"),
+    path("orders/<str:order_id>/", orders.order_page, name="order-page"),
+    path("healthz", storefront.healthz, name="healthz"),
+    path("api/products", orders.products_api, name="api-products"),
+    path("api/orders", orders.orders_api, name="api-orders"),
+    path("api/orders/<str:order_id>", orders.order_api, name="api-order"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,102 @@
+"""Storefront (cart, checkout) and the health check."""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+from django.contrib import messages
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from orders import services
+from orders.forms import CustomerForm, validate_items
+from orders.models import Product
+from shop.cart import cart_items, get_cart, save_cart
+from shop.celery import app
+
+
+@require_POST
+def cart_add(request: HttpRequest) -> HttpResponse:
+    sku = request.POST.get("sku", "")
+    try:
+        quantity = int(request.POST.get("quantity", "1"))
+    except ValueError:
+        quantity = 0
+    product = Product.objects.filter(sku=sku, active=True).first()
+    if product is None or not 1 <= quantity <= settings.SHOP_MAX_LINE_QUANTITY:
+        limit = settings.SHOP_MAX_LINE_QUANTITY
+        messages.error(request, f"Choose a product and a quantity between 1 and {limit}.")
+        return redirect("catalogue")
+    cart = get_cart(request)
+    cart[sku] = min(cart.get(sku, 0) + quantity, settings.SHOP_MAX_LINE_QUANTITY)
+    save_cart(request, cart)
+    messages.success(request, f"Added {quantity} x {product.name} to your cart.")
+    return redirect("cart")
+
+
+@require_POST
+def cart_update(request: HttpRequest) -> HttpResponse:
+    cart = get_cart(request)
+    for sku in list(cart):
+        try:
+            cart[sku] = max(
+                0, min(int(request.POST.get(f"qty-{sku}", cart[sku])), settings.SHOP_MAX_LINE_QUANTITY)
+            )
+        except ValueError:
+            messages.error(request, f"Quantity for {sku} must be a whole number.")
+    save_cart(request, cart)
+    return redirect("cart")
+
+
+@require_GET
+def cart_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "shop/cart.html", cart_context(request))
+
+
+def cart_context(request: HttpRequest) -> dict[str, object]:
+    cart = get_cart(request)
+    products = Product.objects.in_bulk(list(cart), field_name="sku")
+    rows = [
+        {"product": products[sku], "quantity": qty, "total": products[sku].price * qty}
+        for sku, qty in cart.items()
+        if sku in products
+    ]
+    return {"rows": rows, "total": sum(r["total"] for r in rows)}
+
+
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    if not get_cart(request):
+        messages.info(request, "Your cart is empty.")
+        return redirect("catalogue")
+    form = CustomerForm(request.POST or None)
+    item_errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        lines, item_errors = validate_items(cart_items(request))
+        if form.is_valid() and not item_errors:
+            order = services.place_order(lines=lines, **form.cleaned_data)
+            save_cart(request, {})
+            return redirect("order-page", order_id=order.public_id)
+    context = {"form": form, "item_errors": item_errors, **cart_context(request)}
+    return render(request, "shop/checkout.html", context, status=400 if request.method == "POST" else 200)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report: dict[str, object] = {}
+    healthy = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        report["database"] = "ok"
+    except Exception as exc:
+        report["database"], healthy = f"error: {exc}", False
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+        report["broker"] = "ok"
+        report["workers"] = len(app.control.ping(timeout=0.5) or [])
+    except Exception as exc:
+        report["broker"], report["workers"], healthy = f"error: {exc}", 0, False
+    return JsonResponse(report, status=200 if healthy else 503)
