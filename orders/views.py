@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -63,7 +66,7 @@ def products_api(request: HttpRequest) -> JsonResponse:
 def get_order(order_id: str) -> Order:
     try:
         return Order.objects.select_related("invoice").prefetch_related("lines").get(public_id=order_id)
-    except (Order.DoesNotExist, ValueError, TypeError) as exc:  # a malformed UUID is just "not found"
+    except (Order.DoesNotExist, ValidationError) as exc:  # a malformed UUID is just "not found"
         raise Http404("No such order.") from exc
 
 
@@ -81,7 +84,7 @@ def orders_api(request: HttpRequest) -> JsonResponse:
     )
 
 
-def create_order_from(body: dict[str, Any]) -> str:
+def create_order_from(body: dict[str, Any], place: Callable[..., Order] = services.place_order) -> str:
     """Validate a JSON order request and place it; every problem is reported by field at once."""
     errors: dict[str, list[str]] = {}
     unknown = sorted(set(body) - {"email", "items", "payment_method"})
@@ -100,7 +103,8 @@ def create_order_from(body: dict[str, Any]) -> str:
             errors.setdefault(field, list(messages))
     if errors:
         raise ApiError(errors)
-    return str(services.place_order(lines=lines, **customer.cleaned_data).public_id)
+    with transaction.atomic():
+        return str(place(lines=lines, **customer.cleaned_data).public_id)
 
 
 @require_GET

@@ -20,7 +20,7 @@ from fakeredis._clients._tcp_server import TCPFakeRequestHandler
 
 class NoDelayHandler(TCPFakeRequestHandler):
     def setup(self) -> None:
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().setup()
 
 

@@ -134,6 +134,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Static and media --------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a missing root
 MEDIA_ROOT = VAR_DIR / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -203,6 +204,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Job Shop <shop@exampl
 SHOP_CURRENCY = "EUR"
 SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100)
 SHOP_MAX_ORDER_LINES = env_int("SHOP_MAX_ORDER_LINES", 50)
+SHOP_BENCHMARK_ENDPOINTS = env_bool("SHOP_BENCHMARK_ENDPOINTS") and not PRODUCTION
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
@@ -18,3 +19,8 @@ urlpatterns = [
     path("api/orders/<str:order_id>", orders.order_api, name="api-order"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SHOP_BENCHMARK_ENDPOINTS:  # baselines for `make bench`; never on in the demo or production
+    from benchmarks import views as bench
+
+    urlpatterns.append(path("bench/orders-without-enqueue", bench.orders_without_enqueue))

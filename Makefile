@@ -1,0 +1,46 @@
+# The two commands: `make demo` runs the shop, `make test` runs the suite. Both bootstrap .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
+PANGO_HINT := WeasyPrint (invoice PDFs) needs the Pango library. Install it with:\n  Debian/Ubuntu: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0\n  Fedora: sudo dnf install -y pango\n  macOS: brew install pango
+
+.PHONY: demo test bench lint format lock clean system-check
+
+demo: $(STAMP) system-check
+	$(PY) manage.py demo
+
+test: $(STAMP) system-check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) system-check
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is needed (found $$($(PYTHON) --version)). Run: make PYTHON=python3.12"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+system-check: $(STAMP)
+	@$(PY) -c 'import weasyprint' 2>/dev/null || { printf '$(PANGO_HINT)\n'; exit 1; }
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^jobshop' > requirements.lock
+	rm -rf .venv-lock build *.egg-info
+
+clean:
+	rm -rf var/test .pytest_cache .ruff_cache

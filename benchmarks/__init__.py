@@ -1,0 +1,1 @@
+"""Benchmarks: each compares the shop against a baseline measured in the same run (`make bench`)."""

@@ -1,0 +1,71 @@
+"""A throwaway shop stack for benchmarks: its own database under var/bench, broker, sandbox, worker, web.
+
+Import this module before Django settings load: it points DATABASE_URL at the benchmark database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shop.runtime import VAR_DIR
+
+BENCH_DIR = VAR_DIR / "bench"
+shutil.rmtree(BENCH_DIR, ignore_errors=True)
+BENCH_DIR.mkdir(parents=True)
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'bench.sqlite3'}")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from shop import processes  # noqa: E402
+from tests.harness import SandboxControl  # noqa: E402
+
+
+@dataclass
+class BenchStack:
+    web_url: str
+    sandbox: SandboxControl
+    env: dict[str, str]
+    log_dir: Path
+
+
+@contextlib.contextmanager
+def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
+    """Migrate the benchmark database and run the shop on free ports, as `make demo` would."""
+    call_command("migrate", interactive=False, verbosity=0)
+    log_dir = BENCH_DIR / "log"
+    children: list[processes.Child] = []
+    try:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
+            children.append(redis_child)
+        http_port, smtp_port, web_port = processes.free_port(), processes.free_port(), processes.free_port()
+        children.append(processes.start_sandbox(log_dir, BENCH_DIR / "sandbox.sqlite3", http_port, smtp_port))
+        env = processes.base_env(
+            REDIS_URL=redis_url,
+            SANDBOX_PORT=str(http_port),
+            SANDBOX_SMTP_PORT=str(smtp_port),
+            SHOP_BENCHMARK_ENDPOINTS="1",
+        )
+        env.pop("STRIPE_SECRET_KEY", None)
+        children.append(processes.start_worker(log_dir, env, concurrency=worker_concurrency))
+        children.append(processes.start_web(log_dir, env, web_port))
+        yield BenchStack(
+            web_url=f"http://{processes.HOST}:{web_port}",
+            sandbox=SandboxControl(f"http://{processes.HOST}:{http_port}"),
+            env=env,
+            log_dir=log_dir,
+        )
+    finally:
+        for child in reversed(children):
+            child.stop()

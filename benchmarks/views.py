@@ -1,0 +1,22 @@
+"""Baseline endpoints, mounted only when SHOP_BENCHMARK_ENDPOINTS=1 (never in the demo or production)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from orders import services
+from orders.views import create_order_from
+from shop.api import ApiError, json_body
+
+
+@csrf_exempt
+@require_POST
+def orders_without_enqueue(request: HttpRequest) -> JsonResponse:
+    """POST /api/orders minus the enqueue: same parsing, validation and inserts."""
+    try:
+        order_id = create_order_from(json_body(request), place=services.write_order)
+    except ApiError as exc:
+        return exc.response()
+    return JsonResponse({"id": order_id, "status": "placed"}, status=202)

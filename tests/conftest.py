@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+from django.test import override_settings
+
+from orders.models import Order
+from shop import processes
+from shop.celery import app as celery_app
+from shop.factories import ProductFactory
+from shop.runtime import VAR_DIR
+from tests.harness import SandboxControl, Stack, database_url, wait_for
+
+TEST_VAR = VAR_DIR / "test"
+
+
+@pytest.fixture(scope="session")
+def log_dir() -> Path:
+    path = TEST_VAR / "log"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def broker_url(log_dir: Path) -> Iterator[str]:
+    """REDIS_URL if given (CI: a real server, a database of its own), else a private broker process."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        redis.Redis.from_url(url).flushdb()
+        yield url
+        return
+    child, url = processes.start_redis(log_dir, processes.free_port())
+    yield url
+    child.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_process(log_dir: Path) -> Iterator[processes.Child]:
+    state = TEST_VAR / f"sandbox-{os.getpid()}.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        state.with_name(state.name + suffix).unlink(missing_ok=True)
+    child = processes.start_sandbox(log_dir, state, processes.free_port(), processes.free_port())
+    yield child
+    child.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    django_db_setup: None,
+    django_db_blocker: object,
+    broker_url: str,
+    sandbox_process: processes.Child,
+    log_dir: Path,
+) -> Iterator[Stack]:
+    """Broker + sandbox + one Celery worker process on all queues, wired to the test database."""
+    ports = json.loads((log_dir / "sandbox.ready.json").read_text())
+    sandbox_url = f"http://{processes.HOST}:{ports['http_port']}"
+    overrides = {
+        "REDIS_URL": broker_url,
+        "CELERY_BROKER_URL": broker_url,
+        "SANDBOX_URL": sandbox_url,
+        "STRIPE_API_BASE": sandbox_url,
+        "CARRIER_API_BASE": f"{sandbox_url}/carrier/v1",
+        "EMAIL_PORT": ports["smtp_port"],
+    }
+    settings_override = override_settings(**overrides)
+    settings_override.enable()
+    celery_app.conf.broker_url = broker_url
+    env = processes.base_env(
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=broker_url,
+        SANDBOX_PORT=str(ports["http_port"]),
+        SANDBOX_SMTP_PORT=str(ports["smtp_port"]),
+        STRIPE_API_BASE=sandbox_url,
+        CELERY_VISIBILITY_TIMEOUT="30",
+    )
+    env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
+    stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
+    stack.workers.append(processes.start_worker(log_dir, env, name="test-worker"))
+    yield stack
+    for worker in stack.workers:
+        worker.stop()
+    settings_override.disable()
+
+
+@pytest.fixture
+def e2e(stack: Stack, transactional_db: None) -> Stack:
+    """An end-to-end test: committed data, a clean sandbox, the running worker."""
+    stack.sandbox.reset()
+    return stack
+
+
+@pytest.fixture
+def catalogue(db: None) -> list:
+    return [
+        ProductFactory(sku="TEA-EARL", name="Earl Grey", price="8.50", stock=50),
+        ProductFactory(sku="MUG-BLUE", name="Blue mug", price="14.00", stock=5),
+    ]
+
+
+def order_timeline(order_id: str) -> str:
+    from jobkit.models import JobRun
+
+    order = Order.objects.filter(public_id=order_id).first()
+    if order is None:
+        return f"order {order_id} does not exist"
+    rows = [
+        f"  {run.name:28} {run.status:10} attempts={run.attempts} error={run.last_error[:200]!r}"
+        for run in JobRun.objects.filter(subject=order.subject)
+    ]
+    return f"order {order_id} is {order.status!r} ({order.status_reason})\njob timeline:\n" + "\n".join(rows)
+
+
+@pytest.fixture
+def wait_for_order(e2e: Stack):
+    """wait_for_order(order_id, *statuses, timeout=30) -> Order, failing with the job timeline."""
+
+    def wait(order_id: str, *statuses: str, timeout: float = 30) -> Order:
+        return wait_for(
+            lambda: Order.objects.filter(public_id=order_id, status__in=statuses).first(),
+            timeout,
+            lambda: f"waiting for {statuses}: {order_timeline(order_id)}\n{e2e.logs()}",
+        )
+
+    return wait

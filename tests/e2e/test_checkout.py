@@ -1,0 +1,124 @@
+"""Checkout to payment, end to end: the request only writes and enqueues; a real worker charges
+the order through the stripe SDK against the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from billing.models import Invoice, PaymentAttempt
+from jobkit.models import JobRun
+from orders.models import Order, Product
+
+pytestmark = pytest.mark.e2e
+
+
+def place(client, **overrides):
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": "TEA-EARL", "quantity": 2}, {"sku": "MUG-BLUE", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+        **overrides,
+    }
+    return client.post("/api/orders", data=json.dumps(body), content_type="application/json")
+
+
+def charges_for(e2e, order_id: str) -> list[dict]:
+    return [pi for pi in e2e.sandbox.payment_intents() if pi["metadata"].get("order_id") == order_id]
+
+
+def test_api_order_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order):
+    response = place(client)
+    assert response.status_code == 202
+    created = response.json()
+    assert created["status"] == "placed"
+    assert created["url"].endswith(f"/orders/{created['id']}/")
+
+    order = wait_for_order(created["id"], "paid")
+    invoice = Invoice.objects.get(order=order)
+    assert order.total == invoice.amount == 31
+    assert invoice.status == "paid"
+    [intent] = charges_for(e2e, created["id"])
+    assert intent["status"] == "succeeded"
+    assert intent["amount"] == 3100
+    assert intent["metadata"] == {"order_id": created["id"], "invoice_number": invoice.number}
+    attempt = PaymentAttempt.objects.get(invoice=invoice)
+    assert attempt.gateway_reference == intent["id"]
+    assert dict(Product.objects.values_list("sku", "stock")) == {"TEA-EARL": 48, "MUG-BLUE": 4}
+
+    detail = client.get(f"/api/orders/{created['id']}").json()
+    assert detail["status"] == "paid"
+    assert detail["invoice"] == {"number": invoice.number, "status": "paid", "amount": "31.00"}
+    assert [(j["name"], j["queue"], j["status"], j["attempts"]) for j in detail["jobs"]] == [
+        ("orders.process_order", "default", "succeeded", 1),
+        ("orders.charge_order", "billing", "succeeded", 1),
+    ]
+
+
+def test_html_checkout_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order):
+    client.post("/cart/add/", {"sku": "TEA-EARL", "quantity": "3"})
+    response = client.post(
+        "/checkout/", {"email": "grace@example.com", "payment_method": "pm_card_mastercard"}
+    )
+    assert response.status_code == 302
+    order = Order.objects.get()
+    assert response["Location"] == f"/orders/{order.public_id}/"
+    assert client.get("/cart/").context["rows"] == []  # the cart is emptied by a successful checkout
+
+    wait_for_order(str(order.public_id), "paid")
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert b'class="status paid"' in page.content
+    assert b"orders.charge_order" in page.content
+
+
+def test_declined_card_ends_in_payment_failed(client, e2e, catalogue, wait_for_order):
+    created = place(client, payment_method="pm_card_chargeDeclined").json()
+    order = wait_for_order(created["id"], "payment_failed")
+    assert "declined" in order.status_reason.lower()
+    attempt = PaymentAttempt.objects.get(invoice__order=order)
+    assert attempt.status == "failed"
+    assert attempt.failure_code == "generic_decline"
+    assert Invoice.objects.get(order=order).status == "open"
+    [intent] = charges_for(e2e, created["id"])
+    assert intent["status"] == "requires_payment_method"
+    # the decline is an outcome, not a job failure: nothing was retried
+    assert set(JobRun.objects.values_list("status", "attempts")) == {("succeeded", 1)}
+
+
+def test_idempotency_key_returns_the_same_order(client, e2e, catalogue, wait_for_order):
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": "TEA-EARL", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    }
+    headers = {"Idempotency-Key": "checkout-7f3a"}
+    first = client.post(
+        "/api/orders", data=json.dumps(body), content_type="application/json", headers=headers
+    )
+    again = client.post(
+        "/api/orders", data=json.dumps(body), content_type="application/json", headers=headers
+    )
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+
+    changed = {**body, "items": [{"sku": "TEA-EARL", "quantity": 5}]}
+    conflict = client.post(
+        "/api/orders", data=json.dumps(changed), content_type="application/json", headers=headers
+    )
+    assert conflict.status_code == 422
+    assert "Idempotency-Key" in conflict.json()["errors"]
+
+    wait_for_order(first.json()["id"], "paid")
+    assert Order.objects.count() == 1
+    assert len(charges_for(e2e, first.json()["id"])) == 1
+
+
+def test_healthz_reports_database_broker_and_workers(client, e2e):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    report = response.json()
+    assert report["database"] == "ok"
+    assert report["broker"] == "ok"
+    assert report["workers"] == len(e2e.workers) == 1

@@ -1,0 +1,92 @@
+"""End-to-end test harness: real broker, real sandbox, a real Celery worker process.
+
+The worker runs the project's own code against the test database (pytest-django creates it), so the
+data a test writes must be committed: end-to-end tests use the `transactional_db` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from shop import processes
+
+JsonValue = Any
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A DATABASE_URL for the worker that names the database this test process is using."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    if "postgresql" in engine:
+        user = quote(settings_dict.get("USER") or "")
+        password = quote(settings_dict.get("PASSWORD") or "")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"no DATABASE_URL mapping for {engine}")
+
+
+class SandboxControl:
+    """The sandbox's control API (`/_sandbox/...`), as the tests use it."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+    def call(self, method: str, path: str, body: JsonValue = None) -> JsonValue:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def reset(self) -> None:
+        self.call("POST", "/_sandbox/reset")
+
+    def set_fault(self, service: str, **fields: Any) -> None:
+        self.call("PUT", f"/_sandbox/faults/{service}", fields)
+
+    def payment_intents(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/_sandbox/payments/payment_intents")
+
+    def stats(self) -> dict[str, Any]:
+        return self.call("GET", "/_sandbox/stats")
+
+    def mail_messages(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/_sandbox/mail/messages")
+
+
+@dataclass
+class Stack:
+    """The running services of one test session."""
+
+    broker_url: str
+    sandbox: SandboxControl
+    env: dict[str, str]
+    log_dir: Path
+    workers: list[processes.Child] = field(default_factory=list)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name} (last lines) ---\n{w.output_tail()}" for w in self.workers)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, explain: Callable[[], str]) -> Any:
+    """Poll `check` until it returns something truthy; on timeout fail with `explain()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s\n{explain()}")
+        time.sleep(0.1)
