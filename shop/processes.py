@@ -108,20 +108,28 @@ class Child:
                 os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.popen is None:
-            return
-        if self.alive():
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-                self.popen.wait(5)
-        # Whatever the leader left behind in its group (a pool child mid-task) goes too.
-        self.signal_group(signal.SIGKILL)
+        stop_all([self], timeout)
 
     def output_tail(self) -> str:
         return "\n".join(self.tail)
+
+
+def stop_all(children: list[Child], timeout: float = 15) -> None:
+    """SIGTERM every child at once, wait up to `timeout` in total, then SIGKILL what is left."""
+    for child in children:
+        if child.alive():
+            child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        if child.popen is None:
+            continue
+        try:
+            child.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.signal_group(signal.SIGKILL)
+            child.popen.wait(5)
+        # Whatever the leader left behind in its group (a pool child mid-task) goes too.
+        child.signal_group(signal.SIGKILL)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:

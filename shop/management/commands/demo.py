@@ -49,17 +49,17 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
 
-        children: list[processes.Child] = []
+        backing: list[processes.Child] = []  # broker and sandbox: stopped last
+        shop: list[processes.Child] = []  # worker, beat, web
         try:
             redis_url = os.environ.get("REDIS_URL")
             if not redis_url:
                 redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
-                children.append(redis_child)
+                backing.append(redis_child)
             sandbox_port = processes.port_or_free(settings.SANDBOX_PORT)
             smtp_port = processes.port_or_free(settings.SANDBOX_SMTP_PORT)
-            children.append(
-                processes.start_sandbox(log_dir, VAR_DIR / "sandbox.sqlite3", sandbox_port, smtp_port)
-            )
+            sandbox_state = VAR_DIR / "sandbox.sqlite3"
+            backing.append(processes.start_sandbox(log_dir, sandbox_state, sandbox_port, smtp_port))
             web_url = f"http://{processes.HOST}:{port}"
             write_runtime(
                 {
@@ -73,22 +73,20 @@ class Command(BaseCommand):
             env = processes.base_env(
                 REDIS_URL=redis_url, SANDBOX_PORT=str(sandbox_port), SANDBOX_SMTP_PORT=str(smtp_port)
             )
-            children.append(processes.start_worker(log_dir, env, concurrency=concurrency, echo=sys.stdout))
-            children.append(
-                processes.start_beat(log_dir, env, VAR_DIR / "celerybeat-schedule", echo=sys.stdout)
-            )
-            children.append(processes.start_web(log_dir, env, port))
+            shop.append(processes.start_worker(log_dir, env, concurrency=concurrency, echo=sys.stdout))
+            shop.append(processes.start_beat(log_dir, env, VAR_DIR / "celerybeat-schedule", echo=sys.stdout))
+            shop.append(processes.start_web(log_dir, env, port))
             self.print_banner(web_url, sandbox_port, smtp_port, redis_url, password)
             while not stopping:
-                for child in children:
+                for child in backing + shop:
                     if not child.alive() and not stopping:
                         self.stdout.write(self.style.WARNING(f"{child.name} exited; restarting it"))
                         child.start()
                 time.sleep(0.5)
         finally:
             self.stdout.write("Stopping the demo...")
-            for child in reversed(children):
-                child.stop()
+            processes.stop_all(shop)
+            processes.stop_all(backing)
             clear_runtime()
             self.stdout.write("Stopped: no process left running.")
 
