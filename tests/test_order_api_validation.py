@@ -124,3 +124,14 @@ def test_products_api_lists_the_catalogue_with_decimal_string_prices(client, cat
 def test_unknown_or_sequential_order_ids_are_not_found(client, catalogue, order_id):
     assert client.get(f"/api/orders/{order_id}").status_code == 404
     assert client.get(f"/orders/{order_id}/").status_code == 404
+
+
+def test_healthz_names_the_broker_when_it_is_down(client, db, settings):
+    from shop.processes import free_port
+
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    report = response.json()
+    assert report["database"] == "ok"
+    assert report["broker"].startswith("error")
