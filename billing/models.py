@@ -22,6 +22,7 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     paid_at = models.DateTimeField(null=True, blank=True)
+    pdf = models.FileField(upload_to="invoices/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

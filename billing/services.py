@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from billing import gateway
+from billing import documents, gateway
 from billing.models import Invoice, PaymentAttempt
 from jobkit.errors import PermanentError
 from orders.models import Order
@@ -86,3 +88,18 @@ def _record_outcome(
     if on_settled is not None:
         on_settled(attempt)
     return attempt
+
+
+def store_invoice_pdf(invoice_id: int) -> bool:
+    """Render and store the invoice PDF once; False when it already exists (a repeated job)."""
+    invoice = Invoice.objects.select_related("order").get(pk=invoice_id)
+    if invoice.pdf:
+        return False
+    pdf = documents.render_invoice_pdf(invoice)
+    name = f"invoices/{invoice.number}.pdf"
+    # A crash after saving the file but before the row update leaves a file behind: overwrite it, so the
+    # stored name stays the invoice number instead of the storage's "_abc123" de-duplicated variant.
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    stored = default_storage.save(name, ContentFile(pdf))
+    return bool(Invoice.objects.filter(pk=invoice_id, pdf="").update(pdf=stored))

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from django.conf import settings
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
@@ -27,10 +28,10 @@ def describe_error(exc: BaseException) -> str:
 
 
 class ShopTask(Task):
-    # Retry policy: exponential backoff (base 2 s, doubling, capped), full jitter, bounded attempts.
+    # Retry policy: exponential backoff (doubling from a base, capped), full jitter, bounded attempts.
     autoretry_for = (TransientError,)
-    retry_backoff = 2
-    retry_backoff_max = 300
+    retry_backoff = settings.JOB_RETRY_BACKOFF_SECONDS
+    retry_backoff_max = settings.JOB_RETRY_BACKOFF_MAX_SECONDS
     retry_jitter = True
     max_retries = 6
     # What the first positional argument identifies, for the timeline ("order", "invoice", ...).

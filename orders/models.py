@@ -75,3 +75,15 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class Shipment(models.Model):
+    """The carrier's record of a paid order's delivery, created once per order."""
+
+    order = models.OneToOneField(Order, related_name="shipment", on_delete=models.PROTECT)
+    carrier_reference = models.CharField(max_length=64)
+    tracking_number = models.CharField(max_length=64, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"shipment {self.carrier_reference} for {self.order.public_id}"

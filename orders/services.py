@@ -16,7 +16,9 @@ from django.db.models import F
 from billing import services as billing
 from billing.models import PaymentAttempt
 from jobkit.enqueue import enqueue_on_commit
-from orders.models import Order, OrderLine, Product
+from notifications import services as notifications
+from orders import carrier, emails
+from orders.models import Order, OrderLine, Product, Shipment
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,80 @@ def _settle_order(order_pk: int, attempt: PaymentAttempt) -> None:
         return
     if attempt.status == PaymentAttempt.Status.SUCCEEDED:
         order.status, order.status_reason = Order.Status.PAID, ""
+        _fan_out(order)
     else:
         order.status = Order.Status.PAYMENT_FAILED
         order.status_reason = attempt.failure_message or attempt.failure_code
     order.save(update_fields=["status", "status_reason", "updated_at"])
+
+
+def _fan_out(order: Order) -> None:
+    """A paid order's independent follow-ups, each its own job on its own queue, sent on commit."""
+    from orders import jobs
+
+    order_id = str(order.public_id)
+    for job in (jobs.render_invoice_pdf, jobs.send_order_confirmation, jobs.request_shipment):
+        enqueue_on_commit(job, order_id)
+
+
+def render_invoice_pdf(order_id: str) -> None:
+    """Store the invoice PDF, then hand over to the invoice email (also when the PDF already existed,
+    so a crash between the two is healed by the redelivered job; the email ledger prevents a resend)."""
+    from orders import jobs
+
+    order = Order.objects.select_related("invoice").get(public_id=order_id)
+    billing.store_invoice_pdf(order.invoice.pk)
+    enqueue_on_commit(jobs.send_invoice_email, order_id)
+
+
+def send_invoice_email(order_id: str) -> None:
+    order = Order.objects.select_related("invoice").get(public_id=order_id)
+    notifications.send_once(
+        emails.INVOICE, order.subject, order.email, partial(emails.invoice, order.invoice)
+    )
+    complete_if_done(order_id)
+
+
+def send_order_confirmation(order_id: str) -> None:
+    order = Order.objects.get(public_id=order_id)
+    notifications.send_once(
+        emails.CONFIRMATION, order.subject, order.email, partial(emails.confirmation, order)
+    )
+    complete_if_done(order_id)
+
+
+def request_shipment(order_id: str) -> None:
+    order = Order.objects.prefetch_related("lines").get(public_id=order_id)
+    if not Shipment.objects.filter(order=order).exists():
+        items = [{"sku": line.sku, "quantity": line.quantity} for line in order.lines.all()]
+        created = carrier.create_shipment(order_id, f"c/o {order.email}", items)
+        Shipment.objects.get_or_create(
+            order=order,
+            defaults={
+                "carrier_reference": created["id"],
+                "tracking_number": created.get("tracking_number", ""),
+            },
+        )
+    complete_if_done(order_id)
+
+
+@transaction.atomic
+def complete_if_done(order_id: str) -> bool:
+    """`completed` once every follow-up of a paid order is done, decided from the database alone.
+
+    Each follow-up job calls this after committing its own effect, so whichever finishes last sees
+    all of them; no chord, no counter to keep in step.
+    """
+    order = Order.objects.select_for_update().select_related("invoice").get(public_id=order_id)
+    if order.status != Order.Status.PAID:
+        return order.status == Order.Status.COMPLETED
+    done = (
+        bool(order.invoice.pdf)
+        and notifications.was_sent(emails.INVOICE, order.subject)
+        and notifications.was_sent(emails.CONFIRMATION, order.subject)
+        and Shipment.objects.filter(order=order).exists()
+    )
+    if done:
+        order.status = Order.Status.COMPLETED
+        order.save(update_fields=["status", "updated_at"])
+    return done

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from jobkit.models import JobRun
 from orders import services
 from orders.forms import CustomerForm, validate_items
-from orders.models import Order, Product
+from orders.models import Order, Product, Shipment
 from shop.api import ApiError, idempotent_create, json_body
 
 
@@ -32,6 +32,7 @@ def product_payload(product: Product) -> dict[str, Any]:
 
 def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
     invoice = getattr(order, "invoice", None)
+    shipment = Shipment.objects.filter(order=order).first()
     return {
         "id": str(order.public_id),
         "status": order.status,
@@ -51,8 +52,20 @@ def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
             for line in order.lines.all()
         ],
         "invoice": invoice
-        and {"number": invoice.number, "status": invoice.status, "amount": str(invoice.amount)},
-        "shipment": None,
+        and {
+            "number": invoice.number,
+            "status": invoice.status,
+            "amount": str(invoice.amount),
+            "pdf_url": request.build_absolute_uri(reverse("invoice-pdf", args=[order.public_id]))
+            if invoice.pdf
+            else None,
+        },
+        "shipment": shipment
+        and {
+            "carrier_reference": shipment.carrier_reference,
+            "tracking_number": shipment.tracking_number,
+            "requested_at": shipment.requested_at.isoformat(),
+        },
         "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=order.subject)],
     }
 
@@ -121,6 +134,15 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
         "final": order_is_final(order),
     }
     return render(request, "orders/order.html", context)
+
+
+@require_GET
+def invoice_pdf(request: HttpRequest, order_id: str) -> FileResponse:
+    """The invoice PDF for whoever holds the order's unguessable URL (the guest checkout's owner)."""
+    invoice = getattr(get_order(order_id), "invoice", None)
+    if invoice is None or not invoice.pdf:
+        raise Http404("The invoice PDF is not ready yet.")
+    return FileResponse(invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf")
 
 
 def order_is_final(order: Order) -> bool:

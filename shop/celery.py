@@ -21,6 +21,10 @@ QUEUES = ("default", "billing", "documents", "mailers", "external", "maintenance
 ROUTES = {
     "orders.process_order": "default",
     "orders.charge_order": "billing",
+    "orders.render_invoice_pdf": "documents",
+    "orders.send_invoice_email": "mailers",
+    "orders.send_order_confirmation": "mailers",
+    "orders.request_shipment": "external",
 }
 
 app = Celery("shop")

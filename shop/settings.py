@@ -166,6 +166,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+# Job retries: exponential backoff from this base (whole seconds), capped, with full jitter.
+JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2)
+JOB_RETRY_BACKOFF_MAX_SECONDS = env_int("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -204,6 +207,14 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Job Shop <shop@exampl
 SHOP_CURRENCY = "EUR"
 SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100)
 SHOP_MAX_ORDER_LINES = env_int("SHOP_MAX_ORDER_LINES", 50)
+SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", RUNTIME.get("web_url", "http://127.0.0.1:8000")).rstrip("/")
+SHOP_VAT_RATE = env_float("SHOP_VAT_RATE", 0.20)
+SHOP_SELLER = {
+    "name": os.environ.get("SHOP_SELLER_NAME", "Job Shop Ltd"),
+    "address": os.environ.get("SHOP_SELLER_ADDRESS", "1 Queue Street\n10115 Berlin\nGermany"),
+    "vat_id": os.environ.get("SHOP_SELLER_VAT_ID", "DE000000000"),
+}
+INVOICE_PDF_TEMPLATE = os.environ.get("INVOICE_PDF_TEMPLATE", "billing/invoice.html")
 SHOP_BENCHMARK_ENDPOINTS = env_bool("SHOP_BENCHMARK_ENDPOINTS") and not PRODUCTION
 
 LOGGING = {

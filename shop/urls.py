@@ -13,6 +13,7 @@ urlpatterns = [
     path("cart/update/", storefront.cart_update, name="cart-update"),
     path("checkout/", storefront.checkout, name="checkout"),
     path("orders/<str:order_id>/", orders.order_page, name="order-page"),
+    path("orders/<str:order_id>/invoice.pdf", orders.invoice_pdf, name="invoice-pdf"),
     path("healthz", storefront.healthz, name="healthz"),
     path("api/products", orders.products_api, name="api-products"),
     path("api/orders", orders.orders_api, name="api-orders"),

@@ -81,6 +81,9 @@ def stack(
         SANDBOX_SMTP_PORT=str(ports["smtp_port"]),
         STRIPE_API_BASE=sandbox_url,
         CELERY_VISIBILITY_TIMEOUT="30",
+        # Retries at most a couple of seconds apart, so outage tests finish quickly.
+        JOB_RETRY_BACKOFF_SECONDS="1",
+        JOB_RETRY_BACKOFF_MAX_SECONDS="2",
     )
     env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)

@@ -35,7 +35,7 @@ def test_api_order_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order)
     assert created["status"] == "placed"
     assert created["url"].endswith(f"/orders/{created['id']}/")
 
-    order = wait_for_order(created["id"], "paid")
+    order = wait_for_order(created["id"], "completed")
     invoice = Invoice.objects.get(order=order)
     assert order.total == invoice.amount == 31
     assert invoice.status == "paid"
@@ -48,11 +48,21 @@ def test_api_order_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order)
     assert dict(Product.objects.values_list("sku", "stock")) == {"TEA-EARL": 48, "MUG-BLUE": 4}
 
     detail = client.get(f"/api/orders/{created['id']}").json()
-    assert detail["status"] == "paid"
-    assert detail["invoice"] == {"number": invoice.number, "status": "paid", "amount": "31.00"}
-    assert [(j["name"], j["queue"], j["status"], j["attempts"]) for j in detail["jobs"]] == [
-        ("orders.process_order", "default", "succeeded", 1),
+    assert detail["status"] == "completed"
+    assert detail["invoice"] == {
+        "number": invoice.number,
+        "status": "paid",
+        "amount": "31.00",
+        "pdf_url": f"http://testserver/orders/{created['id']}/invoice.pdf",
+    }
+    assert detail["shipment"]["carrier_reference"].startswith("shp_")
+    assert sorted((j["name"], j["queue"], j["status"], j["attempts"]) for j in detail["jobs"]) == [
         ("orders.charge_order", "billing", "succeeded", 1),
+        ("orders.process_order", "default", "succeeded", 1),
+        ("orders.render_invoice_pdf", "documents", "succeeded", 1),
+        ("orders.request_shipment", "external", "succeeded", 1),
+        ("orders.send_invoice_email", "mailers", "succeeded", 1),
+        ("orders.send_order_confirmation", "mailers", "succeeded", 1),
     ]
 
 
@@ -66,10 +76,10 @@ def test_html_checkout_is_paid_by_the_worker(client, e2e, catalogue, wait_for_or
     assert response["Location"] == f"/orders/{order.public_id}/"
     assert client.get("/cart/").context["rows"] == []  # the cart is emptied by a successful checkout
 
-    wait_for_order(str(order.public_id), "paid")
+    wait_for_order(str(order.public_id), "completed")
     page = client.get(response["Location"])
     assert page.status_code == 200
-    assert b'class="status paid"' in page.content
+    assert b'class="status completed"' in page.content
     assert b"orders.charge_order" in page.content
 
 
@@ -110,7 +120,7 @@ def test_idempotency_key_returns_the_same_order(client, e2e, catalogue, wait_for
     assert conflict.status_code == 422
     assert "Idempotency-Key" in conflict.json()["errors"]
 
-    wait_for_order(first.json()["id"], "paid")
+    wait_for_order(first.json()["id"], "completed")
     assert Order.objects.count() == 1
     assert len(charges_for(e2e, first.json()["id"])) == 1
 
