@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from jobkit.models import JobRun
+from jobkit import dead_letters
+from jobkit.models import DeadJob, JobRun
+
+READ_ONLY = [f.name for f in JobRun._meta.fields]
 
 
 @admin.register(JobRun)
@@ -8,4 +13,24 @@ class JobRunAdmin(admin.ModelAdmin):
     list_display = ("name", "subject", "queue", "status", "attempts", "queued_at", "finished_at")
     list_filter = ("status", "queue", "name")
     search_fields = ("subject", "task_id", "name")
-    readonly_fields = [f.name for f in JobRun._meta.fields]
+    readonly_fields = READ_ONLY
+
+
+@admin.register(DeadJob)
+class DeadJobAdmin(admin.ModelAdmin):
+    list_display = ("name", "subject", "queue", "attempts", "finished_at", "last_error")
+    list_filter = ("name", "queue")
+    search_fields = ("subject", "task_id", "last_error")
+    readonly_fields = READ_ONLY
+    actions = ["requeue"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
+        return super().get_queryset(request).filter(status=JobRun.Status.DEAD)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Re-enqueue the selected dead jobs")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+        count = dead_letters.requeue(queryset)
+        self.message_user(request, f"Re-enqueued {count} job(s).", messages.SUCCESS)

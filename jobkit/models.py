@@ -16,6 +16,7 @@ class JobRun(models.Model):
         RETRYING = "retrying"
         SUCCEEDED = "succeeded"
         DEAD = "dead"
+        REQUEUED = "requeued"  # was dead; a staff member sent it again as a new job
 
     task_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -51,3 +52,11 @@ class JobRun(models.Model):
             "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
             "last_error": self.last_error,
         }
+
+
+class DeadJob(JobRun):
+    """Dead letters: jobs that failed for good (retries exhausted, or an error retrying cannot fix)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead job"

@@ -16,9 +16,13 @@ from orders.models import Product
 from orders.services import CartLine
 
 
-class CustomerForm(forms.Form):
-    email = forms.EmailField(max_length=254)
+class PaymentForm(forms.Form):
     payment_method = forms.ChoiceField(choices=list(TEST_PAYMENT_METHODS.items()), initial="pm_card_visa")
+
+
+class CustomerForm(PaymentForm):
+    email = forms.EmailField(max_length=254)
+    field_order = ["email", "payment_method"]
 
 
 def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:

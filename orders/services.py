@@ -62,6 +62,24 @@ class OutOfStock(Exception):
     pass
 
 
+class NotAllowed(Exception):
+    """The order is not in a state that allows this action."""
+
+
+@transaction.atomic
+def retry_payment(order_id: str, payment_method: str) -> Order:
+    """Pay a `payment_failed` order again: a new PaymentAttempt (and so a new Idempotency-Key)."""
+    from orders import jobs
+
+    order = Order.objects.select_for_update().get(public_id=order_id)
+    if order.status != Order.Status.PAYMENT_FAILED:
+        raise NotAllowed(f"Only an order whose payment failed can be paid again; this one is {order.status}.")
+    order.payment_method, order.status, order.status_reason = payment_method, Order.Status.PROCESSING, ""
+    order.save(update_fields=["payment_method", "status", "status_reason", "updated_at"])
+    enqueue_on_commit(jobs.charge_order, order_id)
+    return order
+
+
 @transaction.atomic
 def process_order(order_id: str) -> None:
     """Reserve stock and hand over to the charge; a no-op if the order is already past `placed`."""

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobkit.models import JobRun
 from orders import services
-from orders.forms import CustomerForm, validate_items
+from orders.forms import CustomerForm, PaymentForm, validate_items
 from orders.models import Order, Product, Shipment
 from shop.api import ApiError, idempotent_create, json_body
 
@@ -30,6 +31,10 @@ def product_payload(product: Product) -> dict[str, Any]:
     }
 
 
+def order_url(request: HttpRequest, order: Order) -> str:
+    return request.build_absolute_uri(reverse("order-page", args=[order.public_id]))
+
+
 def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
     invoice = getattr(order, "invoice", None)
     shipment = Shipment.objects.filter(order=order).first()
@@ -41,7 +46,7 @@ def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
         "total": str(order.total),
         "currency": order.currency,
         "created_at": order.created_at.isoformat(),
-        "url": request.build_absolute_uri(reverse("order-page", args=[order.public_id])),
+        "url": order_url(request, order),
         "lines": [
             {
                 "sku": line.sku,
@@ -91,10 +96,9 @@ def orders_api(request: HttpRequest) -> JsonResponse:
         order_id, _ = idempotent_create(request, "orders", body, lambda: create_order_from(body))
     except ApiError as exc:
         return exc.response()
-    order = get_order(order_id)
-    return JsonResponse(
-        {"id": order_id, "status": order.status, "url": order_payload(order, request)["url"]}, status=202
-    )
+    order = Order.objects.get(public_id=order_id)
+    payload = {"id": order_id, "status": order.status, "url": order_url(request, order)}
+    return JsonResponse(payload, status=202)
 
 
 def create_order_from(body: dict[str, Any], place: Callable[..., Order] = services.place_order) -> str:
@@ -125,15 +129,45 @@ def order_api(request: HttpRequest, order_id: str) -> JsonResponse:
     return JsonResponse(order_payload(get_order(order_id), request))
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The order's status and job timeline; a `payment_failed` order can be paid again from here."""
     order = get_order(order_id)
+    pay_again = PaymentForm(request.POST or None, initial={"payment_method": order.payment_method})
+    if request.method == "POST" and pay_again.is_valid():
+        try:
+            services.retry_payment(order_id, pay_again.cleaned_data["payment_method"])
+        except services.NotAllowed as exc:
+            messages.error(request, str(exc))
+        return redirect("order-page", order_id=order.public_id)
+    jobs = list(JobRun.objects.filter(subject=order.subject))
     context = {
         "order": order,
-        "jobs": JobRun.objects.filter(subject=order.subject),
+        "jobs": jobs,
+        "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
         "final": order_is_final(order),
+        "pay_again": pay_again,
     }
-    return render(request, "orders/order.html", context)
+    return render(request, "orders/order.html", context, status=400 if pay_again.errors else 200)
+
+
+@csrf_exempt
+@require_POST
+def pay_again_api(request: HttpRequest, order_id: str) -> JsonResponse:
+    """POST /api/orders/<id>/pay {"payment_method"}: a new payment attempt for a failed order."""
+    order = get_order(order_id)
+    try:
+        body = json_body(request)
+        form = PaymentForm({k: v for k, v in body.items() if k == "payment_method" and isinstance(v, str)})
+        if not form.is_valid():
+            raise ApiError({field: list(errors) for field, errors in form.errors.items()})
+        services.retry_payment(order_id, form.cleaned_data["payment_method"])
+    except ApiError as exc:
+        return exc.response()
+    except services.NotAllowed as exc:
+        return JsonResponse({"errors": {"status": [str(exc)]}}, status=409)
+    payload = {"id": order_id, "status": Order.Status.PROCESSING, "url": order_url(request, order)}
+    return JsonResponse(payload, status=202)
 
 
 @require_GET
@@ -142,7 +176,9 @@ def invoice_pdf(request: HttpRequest, order_id: str) -> FileResponse:
     invoice = getattr(get_order(order_id), "invoice", None)
     if invoice is None or not invoice.pdf:
         raise Http404("The invoice PDF is not ready yet.")
-    return FileResponse(invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf")
+    return FileResponse(
+        invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
+    )
 
 
 def order_is_final(order: Order) -> bool:

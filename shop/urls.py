@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/products", orders.products_api, name="api-products"),
     path("api/orders", orders.orders_api, name="api-orders"),
     path("api/orders/<str:order_id>", orders.order_api, name="api-order"),
+    path("api/orders/<str:order_id>/pay", orders.pay_again_api, name="api-order-pay"),
     path("admin/", admin.site.urls),
 ]
 
