@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from billing import documents, gateway
 from billing.models import Invoice, PaymentAttempt
+from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
 from orders.models import Order
 
@@ -49,6 +50,7 @@ def charge_invoice(
         idempotency_key=attempt.idempotency_key,
         metadata=attempt.invoice.payment_metadata(),
     )
+    crash_point("after_gateway_charge")  # test hook: the gateway charged, nothing recorded yet
     return _record_outcome(attempt.pk, outcome, on_settled)
 
 

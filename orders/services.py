@@ -190,7 +190,7 @@ def complete_if_done(order_id: str) -> bool:
     Each follow-up job calls this after committing its own effect, so whichever finishes last sees
     all of them; no chord, no counter to keep in step.
     """
-    order = Order.objects.select_for_update().select_related("invoice").get(public_id=order_id)
+    order = Order.objects.select_for_update(of=("self",)).select_related("invoice").get(public_id=order_id)
     if order.status != Order.Status.PAID:
         return order.status == Order.Status.COMPLETED
     done = (

@@ -19,6 +19,7 @@ from shop.runtime import VAR_DIR
 from tests.harness import SandboxControl, Stack, database_url, wait_for
 
 TEST_VAR = VAR_DIR / "test"
+STANDARD_WORKER = "test-worker"
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +81,19 @@ def stack(
         SANDBOX_PORT=str(ports["http_port"]),
         SANDBOX_SMTP_PORT=str(ports["smtp_port"]),
         STRIPE_API_BASE=sandbox_url,
-        CELERY_VISIBILITY_TIMEOUT="30",
+        # A message held by a worker that died whole comes back after this many seconds.
+        CELERY_VISIBILITY_TIMEOUT="10",
+        CELERY_UNACKED_RESTORE_INTERVAL="1",
+        CELERY_UNACKED_RESTORE_THROTTLE="1",
+        # No SDK-level retries: a lost gateway answer must be healed by the job's own retry (same key).
+        STRIPE_MAX_NETWORK_RETRIES="0",
         # Retries at most a couple of seconds apart, so outage tests finish quickly.
         JOB_RETRY_BACKOFF_SECONDS="1",
         JOB_RETRY_BACKOFF_MAX_SECONDS="2",
     )
     env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
-    stack.workers.append(processes.start_worker(log_dir, env, name="test-worker"))
+    stack.add_worker(STANDARD_WORKER)
     yield stack
     for worker in stack.workers:
         worker.stop()
@@ -99,6 +105,17 @@ def e2e(stack: Stack, transactional_db: None) -> Stack:
     """An end-to-end test: committed data, a clean sandbox, the running worker."""
     stack.sandbox.reset()
     return stack
+
+
+@pytest.fixture
+def workers(e2e: Stack) -> Iterator[Stack]:
+    """For tests that kill, replace or add workers: afterwards exactly one standard worker runs again."""
+    yield e2e
+    for child in list(e2e.workers):
+        if child.name != STANDARD_WORKER or not child.alive():
+            e2e.stop_worker(child)
+    if not e2e.workers:
+        e2e.add_worker(STANDARD_WORKER)
 
 
 @pytest.fixture

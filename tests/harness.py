@@ -76,6 +76,15 @@ class Stack:
     log_dir: Path
     workers: list[processes.Child] = field(default_factory=list)
 
+    def add_worker(self, name: str, wait: bool = True, **env: str) -> processes.Child:
+        child = processes.start_worker(self.log_dir, {**self.env, **env}, name=name, wait=wait)
+        self.workers.append(child)
+        return child
+
+    def stop_worker(self, child: processes.Child) -> None:
+        child.stop()
+        self.workers.remove(child)
+
     def logs(self) -> str:
         return "\n".join(f"--- {w.name} (last lines) ---\n{w.output_tail()}" for w in self.workers)
 

@@ -137,7 +137,10 @@ def test_healthz_reports_database_broker_and_workers(client, e2e):
 def test_declined_order_can_be_paid_again_with_another_card(client, e2e, catalogue, wait_for_order):
     order_id = place(client, payment_method="pm_card_chargeDeclinedInsufficientFunds").json()["id"]
     wait_for_order(order_id, "payment_failed")
-    assert client.post(f"/api/orders/{order_id}/pay", data="{}", content_type="application/json").status_code == 400
+    assert (
+        client.post(f"/api/orders/{order_id}/pay", data="{}", content_type="application/json").status_code
+        == 400
+    )
 
     response = client.post(f"/orders/{order_id}/", {"payment_method": "pm_card_visa"})
     assert response.status_code == 302
@@ -151,6 +154,8 @@ def test_declined_order_can_be_paid_again_with_another_card(client, e2e, catalog
     assert attempts[0].idempotency_key != attempts[1].idempotency_key
     assert [pi["status"] for pi in charges_for(e2e, order_id)] == ["requires_payment_method", "succeeded"]
     again = client.post(
-        f"/api/orders/{order_id}/pay", data='{"payment_method": "pm_card_visa"}', content_type="application/json"
+        f"/api/orders/{order_id}/pay",
+        data='{"payment_method": "pm_card_visa"}',
+        content_type="application/json",
     )
     assert again.status_code == 409  # a completed order cannot be paid twice

@@ -1,0 +1,428 @@
+"""The shared circuit breaker (pattern 6), against a real redis-server and the embedded one.
+
+No database: every test talks to a Redis server this module starts itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import multiprocessing
+import pickle
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from jobkit import breaker as breaker_module
+from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, breaker_for
+from shop.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MakeBreaker = Callable[..., CircuitBreaker]
+
+
+class ServiceDown(Exception):
+    pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+@pytest.fixture(scope="module", params=["redis-server", "embedded"])
+def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_dir = tmp_path_factory.mktemp("breaker-redis")
+    port = free_port()
+    if request.param == "redis-server":
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("no redis-server on PATH")
+        argv = [exe, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(log_dir)]
+    else:
+        argv = [PYTHON, "-m", "shop.embedded_redis", "--host", HOST, "--port", str(port)]
+    child = Child(request.param, argv, base_env(PYTHONPATH=str(ROOT)), log_dir).start()
+    url = f"redis://{HOST}:{port}/0"
+    try:
+        wait_until(lambda: redis_ping(url), 20, f"{request.param} on port {port}", child)
+        yield url
+    finally:
+        child.stop()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_breaker(client: Redis) -> Iterator[MakeBreaker]:
+    """Breakers with names of their own, so no test sees another's state."""
+    made: list[CircuitBreaker] = []
+
+    def make(**config: Any) -> CircuitBreaker:
+        made.append(CircuitBreaker(f"test-{uuid.uuid4().hex[:10]}", client, **config))
+        return made[-1]
+
+    yield make
+    for breaker in made:
+        breaker.reset()
+
+
+def fail_once(breaker: CircuitBreaker) -> None:
+    with pytest.raises(ServiceDown), breaker.guard():
+        raise ServiceDown
+
+
+def open_breaker(breaker: CircuitBreaker) -> None:
+    for _ in range(breaker.failure_threshold):
+        fail_once(breaker)
+    assert breaker.snapshot()["state"] == "open"
+
+
+def server_time(client: Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000
+
+
+def test_opens_after_exactly_the_threshold_and_rejects_every_call_while_open(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=3, window_seconds=10, cooldown_seconds=5)
+    for failures in (1, 2):
+        fail_once(breaker)
+        assert breaker.snapshot()["state"] == "closed", f"opened after {failures} failures"
+    fail_once(breaker)
+
+    snap = breaker.snapshot()
+    assert snap["state"] == "open"
+    assert snap["failures"] == 3
+    assert snap["opened_at"] is not None
+    calls = 0
+    for _ in range(5):
+        with pytest.raises(CircuitOpen) as raised, breaker.guard():
+            calls += 1
+        assert raised.value.breaker == breaker.name
+        assert 0 < raised.value.retry_after <= 5
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (copy.breaker, copy.retry_after, str(copy)) == (
+        breaker.name,
+        raised.value.retry_after,
+        str(raised.value),
+    )
+    with pytest.raises(CircuitOpen):
+        breaker.admit()
+    assert calls == 0
+    snap = breaker.snapshot()
+    assert (snap["allowed"], snap["rejected"], snap["probes"]) == (3, 6, 0)
+    assert 4 < snap["retry_after"] <= 5
+
+
+def test_after_the_cooldown_exactly_one_concurrent_caller_is_the_probe(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.2, probe_timeout_seconds=10)
+    open_breaker(breaker)
+    time.sleep(0.25)
+
+    callers = 8
+    start = threading.Barrier(callers)
+    probes, rejections = [], []
+
+    def call() -> None:
+        start.wait(10)
+        try:
+            probes.append(breaker.admit())
+        except CircuitOpen as exc:
+            rejections.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(probes) == 1 and probes[0].probe
+    assert len(rejections) == callers - 1
+    assert all(0 < exc.retry_after <= 0.2 for exc in rejections)
+    assert breaker.snapshot()["state"] == "half_open"
+
+    breaker.record_success(probes[0])
+    snap = breaker.snapshot()
+    assert (snap["state"], snap["failures"], snap["opened_at"]) == ("closed", 0, None)
+    permit = breaker.admit()
+    assert not permit.probe
+    breaker.record_success(permit)
+    # The count starts again from zero: one failure does not re-open a breaker with threshold 2.
+    fail_once(breaker)
+    assert breaker.snapshot()["state"] == "closed"
+
+
+def test_a_failed_probe_reopens_with_a_fresh_cooldown(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.3)
+    open_breaker(breaker)
+    first_opened = breaker.snapshot()["opened_at"]
+    time.sleep(0.35)
+
+    with pytest.raises(ServiceDown), breaker.guard() as permit:
+        assert permit.probe
+        raise ServiceDown
+
+    snap = breaker.snapshot()
+    assert snap["state"] == "open"
+    assert snap["opened_at"] >= first_opened + 0.3
+    assert 0.1 < snap["retry_after"] <= 0.3  # the first cooldown had run out: this is a new one
+    with pytest.raises(CircuitOpen) as raised:
+        breaker.admit()
+    assert 0.1 < raised.value.retry_after <= 0.3
+
+
+def test_a_probe_lease_expires_when_the_prober_never_reports(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.1, probe_timeout_seconds=0.3)
+    open_breaker(breaker)
+    time.sleep(0.15)
+    lost = breaker.admit()  # its process dies: no report ever comes
+    assert lost.probe
+    with pytest.raises(CircuitOpen) as raised:
+        breaker.admit()
+    assert 0 < raised.value.retry_after <= 0.1  # never more than a cooldown, though the lease runs 0.3 s
+
+    time.sleep(0.35)
+    second = breaker.admit()
+    assert second.probe
+    # The first prober's late report is stale: the lease is now the second probe's.
+    breaker.record_success(lost)
+    assert breaker.snapshot()["state"] == "half_open"
+    with pytest.raises(CircuitOpen):
+        breaker.admit()
+    breaker.record_success(second)
+    assert breaker.snapshot()["state"] == "closed"
+    assert breaker.snapshot()["probes"] == 2
+
+
+def test_failures_outside_the_window_do_not_add_up(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=3, window_seconds=0.4)
+    fail_once(breaker)
+    fail_once(breaker)
+    time.sleep(0.45)
+    fail_once(breaker)
+    fail_once(breaker)
+    snap = breaker.snapshot()
+    assert (snap["state"], snap["failures"]) == ("closed", 2)
+    fail_once(breaker)  # three within the window now
+    assert breaker.snapshot()["state"] == "open"
+
+
+def test_exceptions_that_do_not_count_never_open_the_breaker(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.1, probe_timeout_seconds=30)
+
+    def blames_service(exc: BaseException) -> bool:
+        return not isinstance(exc, BadRequest)
+
+    for _ in range(10):
+        with pytest.raises(BadRequest), breaker.guard(blames_service):
+            raise BadRequest
+    with pytest.raises(KeyboardInterrupt), breaker.guard():
+        raise KeyboardInterrupt  # an interrupted worker says nothing about the service
+    snap = breaker.snapshot()
+    assert (snap["state"], snap["failures"], snap["in_flight"], snap["allowed"]) == ("closed", 0, 0, 11)
+
+    # In half-open, a probe that ends with a bad request hands its lease back at once.
+    open_breaker(breaker)
+    time.sleep(0.15)
+    with pytest.raises(BadRequest), breaker.guard(blames_service) as permit:
+        assert permit.probe
+        raise BadRequest
+    assert breaker.snapshot()["state"] == "half_open"
+    assert breaker.admit().probe
+
+
+def test_calls_in_flight_count_against_the_budget_once_a_failure_shows(make_breaker: MakeBreaker):
+    breaker = make_breaker(
+        failure_threshold=3, window_seconds=10, cooldown_seconds=5, probe_timeout_seconds=0.3
+    )
+    healthy = [breaker.admit() for _ in range(10)]  # no failure yet: no limit
+    for permit in healthy:
+        breaker.record_success(permit)
+
+    fail_once(breaker)
+    in_flight = [breaker.admit(), breaker.admit()]
+    with pytest.raises(CircuitOpen) as raised:
+        breaker.admit()  # 1 failure + 2 in flight: the budget of 3 is spoken for
+    assert raised.value.state == "closed"
+    assert 0 < raised.value.retry_after <= 0.3
+    assert breaker.snapshot()["in_flight"] == 2
+
+    breaker.record_success(in_flight[0])
+    breaker.record_success(breaker.admit())  # a slot came back
+    time.sleep(0.35)  # the other call's process died: its lease runs out
+    assert breaker.snapshot()["in_flight"] == 0
+    fail_once(breaker)
+    fail_once(breaker)
+    assert breaker.snapshot()["state"] == "open"
+    breaker.record_failure(in_flight[1])  # a report from before opening changes nothing
+    assert breaker.snapshot()["failures"] == 3
+
+
+# --- many processes, one breaker ---------------------------------------------------------------------------
+PROCESSES = 4
+SHARED = {
+    "failure_threshold": 5,
+    "window_seconds": 30.0,
+    "cooldown_seconds": 0.1,
+    "probe_timeout_seconds": 5.0,
+}
+
+
+def hammer(url: str, name: str, barrier: Any, seconds: float) -> None:
+    """One worker process calling an always-failing service through the shared breaker."""
+    client = Redis.from_url(url)
+    breaker = CircuitBreaker(name, client, **SHARED)
+    barrier.wait(30)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with breaker.guard() as permit:
+                started = server_time(client)
+                time.sleep(0.02 if permit.probe else 0.005)  # a slow call gives others time to overlap it
+                call = {"probe": permit.probe, "start": started, "end": server_time(client)}
+                client.rpush(f"{name}:calls", json.dumps(call))
+                raise ServiceDown
+        except ServiceDown:
+            pass
+        except CircuitOpen as exc:
+            time.sleep(min(exc.retry_after, 0.003))
+
+
+def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
+    name = f"test-shared-{uuid.uuid4().hex[:10]}"
+    breaker = CircuitBreaker(name, client, **SHARED)
+    # fork: the workers start within milliseconds and really run together (spawned ones each spend about a
+    # second importing Django and Celery); each still makes its own Redis client after the fork.
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(PROCESSES)
+    workers = [context.Process(target=hammer, args=(redis_url, name, barrier, 1.0)) for _ in range(PROCESSES)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+
+        calls = [json.loads(raw) for raw in client.lrange(f"{name}:calls", 0, -1)]
+        first_open = breaker.transitions(limit=100)[-1]
+        assert (first_open["from"], first_open["to"]) == ("closed", "open")
+        before_open = [call for call in calls if not call["probe"]]
+        assert len(before_open) == SHARED["failure_threshold"]  # not threshold x processes
+        assert all(call["end"] <= first_open["at"] for call in before_open)
+
+        probes = sorted((call for call in calls if call["probe"]), key=lambda call: call["start"])
+        assert len(probes) >= 3, "the test ran too few half-open rounds to show anything"
+        for earlier, later in itertools.pairwise(probes):
+            assert later["start"] >= earlier["end"], f"probes overlap: {earlier} and {later}"
+
+        snap = breaker.snapshot()
+        assert snap["allowed"] == len(calls)
+        assert snap["probes"] == len(probes)
+        assert snap["rejected"] > 0
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+        client.delete(f"{name}:calls")
+        breaker.reset()
+
+
+# --- history and ops page ----------------------------------------------------------------------------------
+def test_transitions_are_recorded_in_order_and_shown_by_the_snapshot(
+    make_breaker: MakeBreaker, caplog: pytest.LogCaptureFixture
+):
+    breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.1)
+    caplog.set_level(logging.INFO, logger="jobkit.breaker")
+    fail_once(breaker)
+    time.sleep(0.15)
+    with breaker.guard() as permit:
+        assert permit.probe
+
+    history = breaker.transitions()
+    assert [(t["from"], t["to"]) for t in history] == [
+        ("half_open", "closed"),
+        ("open", "half_open"),
+        ("closed", "open"),
+    ]
+    assert [t["reason"] for t in history] == [
+        "probe succeeded",
+        "cooldown elapsed",
+        "failure 1 of 1 within 30s",
+    ]
+    assert history[0]["at"] >= history[1]["at"] >= history[2]["at"] + 0.1
+    snap = breaker.snapshot()
+    assert snap["transitions"] == history
+    assert snap | {"transitions": None} == {
+        "name": breaker.name,
+        "state": "closed",
+        "failures": 0,
+        "in_flight": 0,
+        "opened_at": None,
+        "retry_after": 0.0,
+        "allowed": 2,
+        "rejected": 0,
+        "probes": 1,
+        "transitions": None,
+    }
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "jobkit.breaker"]
+    assert logged == [
+        (logging.WARNING, f"circuit {breaker.name}: closed -> open (failure 1 of 1 within 30s)"),
+        (logging.INFO, f"circuit {breaker.name}: open -> half_open (cooldown elapsed)"),
+        (logging.INFO, f"circuit {breaker.name}: half_open -> closed (probe succeeded)"),
+    ]
+
+
+def test_the_transition_history_is_capped(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.001)
+    for _ in range(40):  # three transitions a round
+        fail_once(breaker)
+        time.sleep(0.002)
+        with breaker.guard():
+            pass
+    assert breaker.redis.llen(f"breaker:{breaker.name}:transitions") == 100
+    assert len(breaker.transitions(limit=500)) == 100
+    assert [t["to"] for t in breaker.transitions(limit=3)] == ["closed", "half_open", "open"]
+
+
+def test_works_with_a_decoding_client(redis_url: str):
+    client = Redis.from_url(redis_url, decode_responses=True)
+    breaker = CircuitBreaker(f"test-{uuid.uuid4().hex[:10]}", client, failure_threshold=1)
+    try:
+        fail_once(breaker)
+        assert breaker.snapshot()["state"] == "open"
+        assert breaker.transitions()[0]["to"] == "open"
+    finally:
+        breaker.reset()
+        client.close()
+
+
+# --- configuration -----------------------------------------------------------------------------------------
+def test_breaker_for_builds_from_settings_and_caches_the_client_per_url(settings: Any):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CIRCUIT_BREAKERS = {"payments": {"failure_threshold": 2, "cooldown_seconds": 1.5}}
+    payments, carrier = breaker_for("payments"), breaker_for("carrier")
+    assert (payments.name, payments.failure_threshold, payments.cooldown_seconds) == ("payments", 2, 1.5)
+    assert payments.window_seconds == 30.0
+    assert (carrier.failure_threshold, carrier.cooldown_seconds) == (5, 10.0)  # the constructor's defaults
+    assert payments.redis is carrier.redis
+
+    del settings.CIRCUIT_BREAKERS
+    assert breaker_for("mail").failure_threshold == 5
+    settings.REDIS_URL = "redis://127.0.0.1:2/0"
+    assert breaker_for("mail").redis is not payments.redis
+    assert breaker_for("mail").redis.connection_pool.connection_kwargs["port"] == 2
+    assert SERVICES == ("payments", "carrier", "mail")
+    assert breaker_module._client("redis://127.0.0.1:1/0") is payments.redis
