@@ -13,7 +13,8 @@ from functools import lru_cache
 import stripe
 from django.conf import settings
 
-from jobkit.errors import PermanentError, TransientError
+from jobkit.breaker import breaker_for
+from jobkit.errors import PermanentError, TransientError, is_outage
 
 # Stripe's test payment methods the storefront offers; the sandbox knows the same ids.
 TEST_PAYMENT_METHODS: dict[str, str] = {
@@ -54,17 +55,18 @@ def charge(
         "metadata": metadata,
         "payment_method_types": ["card"],
     }
-    try:
-        intent = client().v1.payment_intents.create(
-            params=params, options={"idempotency_key": idempotency_key}
-        )
-    except stripe.CardError as exc:
-        error = exc.error
-        intent_id = error.payment_intent.id if error and error.payment_intent else ""
-        code = (error.decline_code or error.code) if error else "card_declined"
-        return ChargeOutcome(False, intent_id, code or "card_declined", exc.user_message or str(exc))
-    except Exception as exc:
-        raise classify(exc) from exc
+    with breaker_for("payments").guard(is_outage):  # open breaker: CircuitOpen, the gateway is not called
+        try:
+            intent = client().v1.payment_intents.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.CardError as exc:  # a decline is the gateway working normally
+            error = exc.error
+            intent_id = error.payment_intent.id if error and error.payment_intent else ""
+            code = (error.decline_code or error.code) if error else "card_declined"
+            return ChargeOutcome(False, intent_id, code or "card_declined", exc.user_message or str(exc))
+        except Exception as exc:
+            raise classify(exc) from exc
     if intent.status == "succeeded":
         return ChargeOutcome(True, intent.id)
     if intent.status == "processing":
@@ -78,8 +80,9 @@ def classify(exc: Exception) -> Exception:
         return TransientError(f"gateway unreachable: {exc}")
     if isinstance(exc, stripe.StripeError):
         status = exc.http_status or 0
-        # 409: the same Idempotency-Key is still being processed (another worker); ask again later.
-        if status >= 500 or status == 409:
+        if status == 409:  # the same Idempotency-Key is in flight (another worker): ask again later
+            return TransientError(f"gateway 409: {exc.user_message or exc}", outage=False)
+        if status >= 500:
             return TransientError(f"gateway {status}: {exc.user_message or exc}")
         return PermanentError(f"gateway rejected the request ({status}): {exc.user_message or exc}")
     return exc

@@ -3,21 +3,29 @@
 A job is thin: it loads ids, calls a service, and lets this class decide about retries and record
 the job timeline. Services signal "try again later" by raising `TransientError`; anything else
 (including `PermanentError`) ends the job as dead, with its error kept for a human to re-enqueue.
+
+An open circuit breaker (`CircuitOpen`) is not a failure of the job: the job is sent again for when
+the breaker may let a call through, with its retry count unchanged, until a deadline passes.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
+import redis
 from celery import Task
+from celery.exceptions import Retry
 from django.conf import settings
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
-from jobkit.errors import TransientError
+from jobkit.breaker import CircuitOpen
+from jobkit.errors import PermanentError, TransientError
 from jobkit.models import JobRun
 
 logger = logging.getLogger(__name__)
@@ -29,7 +37,7 @@ def describe_error(exc: BaseException) -> str:
 
 class ShopTask(Task):
     # Retry policy: exponential backoff (doubling from a base, capped), full jitter, bounded attempts.
-    autoretry_for = (TransientError,)
+    autoretry_for = (TransientError, redis.ConnectionError, redis.TimeoutError)
     retry_backoff = settings.JOB_RETRY_BACKOFF_SECONDS
     retry_backoff_max = settings.JOB_RETRY_BACKOFF_MAX_SECONDS
     retry_jitter = True
@@ -44,6 +52,31 @@ class ShopTask(Task):
     def queue_name(self) -> str:
         route = self.app.conf.task_routes.get(self.name, {})
         return route.get("queue", self.app.conf.task_default_queue)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except CircuitOpen as exc:
+            self.defer(exc)
+
+    def defer(self, exc: CircuitOpen) -> NoReturn:
+        """Send this job again for when the breaker may admit a call; the retry budget is not touched."""
+        request = self.request
+        headers = dict(request.headers or {})
+        since = float(headers.get("deferred_since") or time.time())
+        waited = time.time() - since
+        if waited > settings.JOB_DEFER_DEADLINE_SECONDS:
+            raise PermanentError(
+                f"{exc.breaker} circuit still {exc.state} after {waited:.0f}s of deferrals"
+            ) from exc
+        # Jitter spreads the deferred jobs out, so they do not all knock at once when the breaker closes.
+        delay = exc.retry_after + random.uniform(0, settings.JOB_DEFER_JITTER_SECONDS)
+        headers.update(deferred_since=since, deferrals=int(headers.get("deferrals", 0)) + 1)
+        again = self.signature_from_request(
+            request, countdown=delay, retries=request.retries, headers=headers
+        )
+        again.apply_async()
+        raise Retry(exc=exc, when=delay, sig=again)
 
     # --- job timeline ------------------------------------------------------------------------------------
     def _record(self, task_id: str, args: tuple[Any, ...], **changes: Any) -> None:
@@ -81,14 +114,15 @@ class ShopTask(Task):
 
     def on_retry(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
-    ):
-        eta = self.request.eta
+    ) -> None:
+        when = getattr(exc, "when", None)  # Retry carries the countdown (seconds) or the eta
+        next_at = timezone.now() + timedelta(seconds=when) if isinstance(when, int | float) else when
         self._record(
             task_id,
             args,
             status=JobRun.Status.RETRYING,
             last_error=describe_error(getattr(exc, "exc", None) or exc),
-            next_retry_at=eta or timezone.now() + timedelta(seconds=1),
+            next_retry_at=next_at,
         )
 
     def on_failure(

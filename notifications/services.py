@@ -12,7 +12,7 @@ from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.utils import timezone
 
-from jobkit.errors import TransientError
+from jobkit.errors import PermanentError, TransientError
 from notifications.models import Notification
 
 MessageBuilder = Callable[[], EmailMessage]
@@ -39,6 +39,19 @@ def send_once(kind: str, subject: str, recipient: str, build: MessageBuilder) ->
     return True
 
 
+def _deliver(message: EmailMessage) -> None:
+    try:
+        message.send(fail_silently=False)
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:  # the server refused this message for good (bad address, too big)
+            raise PermanentError(
+                f"mail server refused the message: {exc.smtp_code} {exc.smtp_error!r}"
+            ) from exc
+        raise TransientError(f"mail server: {exc.smtp_code} {exc.smtp_error!r}") from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransientError(f"mail server: {exc}") from exc
+
+
 def was_sent(kind: str, subject: str) -> bool:
     return Notification.objects.filter(kind=kind, subject=subject, status=Notification.Status.SENT).exists()
 
@@ -55,7 +68,7 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
-        raise TransientError(f"{kind} for {subject} is being sent by another worker")
+        raise TransientError(f"{kind} for {subject} is being sent by another worker", outage=False)
     notification.status = Notification.Status.SENDING
     notification.attempts += 1
     notification.lease_until = now + timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)

@@ -8,13 +8,19 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from jobkit.errors import PermanentError, TransientError
+from jobkit.breaker import breaker_for
+from jobkit.errors import PermanentError, TransientError, is_outage
 
 _session = requests.Session()
 
 
 def create_shipment(reference: str, address: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Ask the carrier to ship; the Idempotency-Key makes a repeated request return the same shipment."""
+    with breaker_for("carrier").guard(is_outage):
+        return _post_shipment(reference, address, items)
+
+
+def _post_shipment(reference: str, address: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         response = _session.post(
             f"{settings.CARRIER_API_BASE}/shipments",

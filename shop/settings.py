@@ -172,6 +172,17 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
 # Job retries: exponential backoff from this base (whole seconds), capped, with full jitter.
 JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_int("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
+# A job whose service's circuit breaker is open is deferred (retries untouched) for at most this long.
+JOB_DEFER_DEADLINE_SECONDS = env_int("JOB_DEFER_DEADLINE_SECONDS", 3600)
+JOB_DEFER_JITTER_SECONDS = env_float("JOB_DEFER_JITTER_SECONDS", 2.0)
+# One circuit breaker per outside service, state shared by every process through Redis.
+_BREAKER_DEFAULTS = {
+    "failure_threshold": env_int("BREAKER_FAILURE_THRESHOLD", 5),
+    "window_seconds": env_float("BREAKER_WINDOW_SECONDS", 30),
+    "cooldown_seconds": env_float("BREAKER_COOLDOWN_SECONDS", 15),
+    "probe_timeout_seconds": env_float("BREAKER_PROBE_TIMEOUT_SECONDS", 30),
+}
+CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in ("payments", "carrier", "mail")}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

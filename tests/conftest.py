@@ -11,6 +11,7 @@ import redis
 from django.db import connection
 from django.test import override_settings
 
+from jobkit.breaker import SERVICES, breaker_for
 from orders.models import Order
 from shop import processes
 from shop.celery import app as celery_app
@@ -90,6 +91,10 @@ def stack(
         # Retries at most a couple of seconds apart, so outage tests finish quickly.
         JOB_RETRY_BACKOFF_SECONDS="1",
         JOB_RETRY_BACKOFF_MAX_SECONDS="2",
+        # Breakers that open, cool down and probe within seconds.
+        BREAKER_WINDOW_SECONDS="10",
+        BREAKER_COOLDOWN_SECONDS="2",
+        JOB_DEFER_JITTER_SECONDS="0.5",
     )
     env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
@@ -102,8 +107,10 @@ def stack(
 
 @pytest.fixture
 def e2e(stack: Stack, transactional_db: None) -> Stack:
-    """An end-to-end test: committed data, a clean sandbox, the running worker."""
+    """An end-to-end test: committed data, a clean sandbox, closed breakers, the running worker."""
     stack.sandbox.reset()
+    for service in SERVICES:
+        breaker_for(service).reset()
     return stack
 
 

@@ -304,9 +304,9 @@ def hammer(url: str, name: str, barrier: Any, seconds: float) -> None:
 def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
     name = f"test-shared-{uuid.uuid4().hex[:10]}"
     breaker = CircuitBreaker(name, client, **SHARED)
-    # fork: the workers start within milliseconds and really run together (spawned ones each spend about a
-    # second importing Django and Celery); each still makes its own Redis client after the fork.
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: forking the test process, which runs the e2e stack's threads, can inherit a lock
+    # held mid-operation and hang the child. The barrier starts all four together once they are imported.
+    context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     workers = [context.Process(target=hammer, args=(redis_url, name, barrier, 1.0)) for _ in range(PROCESSES)]
     try:

@@ -4,27 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobkit', '0001_initial'),
+        ("jobkit", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeadJob',
-            fields=[
-            ],
+            name="DeadJob",
+            fields=[],
             options={
-                'verbose_name': 'dead job',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "dead job",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('jobkit.jobrun',),
+            bases=("jobkit.jobrun",),
         ),
         migrations.AlterField(
-            model_name='jobrun',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('started', 'Started'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('dead', 'Dead'), ('requeued', 'Requeued')], default='queued', max_length=12),
+            model_name="jobrun",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("started", "Started"),
+                    ("retrying", "Retrying"),
+                    ("succeeded", "Succeeded"),
+                    ("dead", "Dead"),
+                    ("requeued", "Requeued"),
+                ],
+                default="queued",
+                max_length=12,
+            ),
         ),
     ]
