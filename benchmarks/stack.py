@@ -26,8 +26,8 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from sandbox.testing import SandboxControl  # noqa: E402
 from shop import processes  # noqa: E402
-from tests.harness import SandboxControl  # noqa: E402
 
 
 @dataclass

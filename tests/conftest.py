@@ -13,11 +13,12 @@ from django.test import override_settings
 
 from jobkit.breaker import SERVICES, breaker_for
 from orders.models import Order
+from sandbox.testing import SandboxControl
 from shop import processes
 from shop.celery import app as celery_app
 from shop.factories import ProductFactory
 from shop.runtime import VAR_DIR
-from tests.harness import SandboxControl, Stack, database_url, wait_for
+from tests.harness import Stack, database_url, wait_for
 
 TEST_VAR = VAR_DIR / "test"
 STANDARD_WORKER = "test-worker"

@@ -6,18 +6,15 @@ data a test writes must be committed: end-to-end tests use the `transactional_db
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.testing import SandboxControl
 from shop import processes
-
-JsonValue = Any
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -33,37 +30,6 @@ def database_url(settings_dict: dict[str, Any]) -> str:
         port = settings_dict.get("PORT") or 5432
         return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
     raise RuntimeError(f"no DATABASE_URL mapping for {engine}")
-
-
-class SandboxControl:
-    """The sandbox's control API (`/_sandbox/...`), as the tests use it."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def call(self, method: str, path: str, body: JsonValue = None) -> JsonValue:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
-
-    def reset(self) -> None:
-        self.call("POST", "/_sandbox/reset")
-
-    def set_fault(self, service: str, **fields: Any) -> None:
-        self.call("PUT", f"/_sandbox/faults/{service}", fields)
-
-    def payment_intents(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/_sandbox/payments/payment_intents")
-
-    def stats(self) -> dict[str, Any]:
-        return self.call("GET", "/_sandbox/stats")
-
-    def mail_messages(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/_sandbox/mail/messages")
 
 
 @dataclass

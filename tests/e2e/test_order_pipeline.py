@@ -55,7 +55,7 @@ def test_completed_order_has_one_pdf_two_emails_and_one_shipment(client, e2e, ca
     assert with_pdf["attachments"] == [
         {"filename": f"{invoice.number}.pdf", "content_type": "application/pdf"}
     ]
-    assert [s["reference"] for s in e2e.sandbox.call("GET", "/_sandbox/carrier/shipments")] == [order_id]
+    assert [s["reference"] for s in e2e.sandbox.shipments()] == [order_id]
 
 
 def test_mail_outage_does_not_hold_back_the_pdf_or_the_shipment(client, e2e, catalogue, wait_for_order):
@@ -66,7 +66,7 @@ def test_mail_outage_does_not_hold_back_the_pdf_or_the_shipment(client, e2e, cat
     wait_for(
         lambda: (
             Invoice.objects.get(order=order).pdf
-            and e2e.sandbox.call("GET", "/_sandbox/carrier/shipments")
+            and e2e.sandbox.shipments()
             and JobRun.objects.filter(name="orders.send_invoice_email", status="retrying").exists()
         ),
         30,
@@ -109,7 +109,7 @@ def test_a_job_message_delivered_twice_does_its_work_once(client, e2e, catalogue
 
     wait_for(all_redelivered, 30, lambda: str(list(JobRun.objects.values_list("name", "status", "attempts"))))
     assert len(e2e.sandbox.mail_messages()) == 2
-    assert len(e2e.sandbox.call("GET", "/_sandbox/carrier/shipments")) == 1
+    assert len(e2e.sandbox.shipments()) == 1
     assert [pi["status"] for pi in e2e.sandbox.payment_intents()] == ["succeeded"]
     assert Invoice.objects.get(order__public_id=order_id).pdf.name == pdf_name
     assert Order.objects.get(public_id=order_id).status == "completed"
