@@ -26,7 +26,8 @@ class JobRun(models.Model):
     )
     args = models.JSONField(default=list)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="times a worker started it")
+    retries = models.PositiveIntegerField(default=0, help_text="retry budget spent (deferrals spend none)")
     last_error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -46,6 +47,7 @@ class JobRun(models.Model):
             "queue": self.queue,
             "status": self.status,
             "attempts": self.attempts,
+            "retries": self.retries,
             "queued_at": self.queued_at.isoformat() if self.queued_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

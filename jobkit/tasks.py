@@ -105,6 +105,7 @@ class ShopTask(Task):
             args,
             status=JobRun.Status.STARTED,
             attempts=F("attempts") + 1,
+            retries=self.request.retries,
             started_at=timezone.now(),
             next_retry_at=None,
         )

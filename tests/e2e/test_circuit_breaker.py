@@ -1,0 +1,67 @@
+"""Pattern 6: one breaker per outside service, shared by every worker process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobkit.breaker import breaker_for
+from jobkit.models import JobRun
+from orders.models import Order
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ORDERS = 40
+THRESHOLD = 5  # BREAKER_FAILURE_THRESHOLD's default, which the test stack keeps
+
+
+def test_gateway_outage_with_four_worker_processes(client, workers, catalogue):
+    workers.add_worker("second-worker")  # 2 workers x 2 pool processes
+    breaker = breaker_for("payments")
+    workers.sandbox.set_fault("payments", outage=True)
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": "TEA-EARL", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    }
+    order_ids = [
+        client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
+        for _ in range(ORDERS)
+    ]
+    charge_jobs = JobRun.objects.filter(name="orders.charge_order")
+    wait_for(lambda: charge_jobs.count() == ORDERS, 30, workers.logs)
+    wait_for(lambda: breaker.snapshot()["state"] == "open", 30, lambda: str(breaker.snapshot()))
+    # every charge job has run at least once: the first ones failed, the rest were turned away by the breaker
+    wait_for(lambda: not charge_jobs.filter(attempts=0).exists(), 30, workers.logs)
+    wait_for(
+        lambda: len(half_opened(breaker)) >= 2, 30, lambda: str(breaker.transitions(50))
+    )  # two cooldowns
+
+    # Gateway calls: the threshold, plus one probe per half-open period. Not threshold x processes.
+    probes = len(half_opened(breaker))
+    calls = workers.sandbox.stats()["payments"]["received"]
+    assert THRESHOLD <= calls <= THRESHOLD + probes
+    # A retry is spent only per call that met the failing gateway (the last may still be in flight);
+    # the jobs the breaker turned away spent none.
+    spent = list(charge_jobs.values_list("retries", flat=True))
+    assert calls - 1 <= sum(spent) <= calls
+    assert spent.count(0) >= ORDERS - calls
+    assert charge_jobs.filter(status="dead").count() == 0
+    # half-open admits a single probe: every half-open period ends before the next begins
+    sequence = [(t["from"], t["to"]) for t in reversed(breaker.transitions(100))]
+    assert sequence[0] == ("closed", "open")
+    for step in sequence[1:]:
+        assert step in {("open", "half_open"), ("half_open", "open"), ("half_open", "closed")}
+
+    workers.sandbox.set_fault("payments", outage=False)
+    completed = Order.objects.filter(public_id__in=order_ids, status="completed")
+    wait_for(lambda: completed.count() == ORDERS, 120, lambda: str(breaker.snapshot()) + workers.logs())
+    charged = [pi for pi in workers.sandbox.payment_intents() if pi["status"] == "succeeded"]
+    assert sorted(pi["metadata"]["order_id"] for pi in charged) == sorted(order_ids)
+    assert breaker.snapshot()["state"] == "closed"
+
+
+def half_opened(breaker) -> list[dict]:
+    return [t for t in breaker.transitions(100) if t["to"] == "half_open"]
