@@ -16,7 +16,10 @@ class JobRun(models.Model):
         RETRYING = "retrying"
         SUCCEEDED = "succeeded"
         DEAD = "dead"
-        REQUEUED = "requeued"  # was dead; a staff member sent it again as a new job
+        REQUEUED = "requeued"  # was dead or lost; sent again as a new job
+
+    # A job in one of these states is expected to make progress (and to update `updated_at`).
+    LIVE_STATUSES = (Status.QUEUED, Status.STARTED, Status.RETRYING)
 
     task_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -33,6 +36,7 @@ class JobRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="last sign of life (the sweeper reads it)")
 
     class Meta:
         ordering = ["queued_at", "id"]
@@ -62,3 +66,17 @@ class DeadJob(JobRun):
     class Meta:
         proxy = True
         verbose_name = "dead job"
+
+
+class JobExecution(models.Model):
+    """Unique execution: a key inserted in the same transaction as a job's effects.
+
+    The unique constraint, not a check-then-insert, decides which run goes ahead: a concurrent run
+    blocks on the insert and fails once the first commits; if the first rolls back, the key is free.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

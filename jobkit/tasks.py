@@ -81,6 +81,7 @@ class ShopTask(Task):
     # --- job timeline ------------------------------------------------------------------------------------
     def _record(self, task_id: str, args: tuple[Any, ...], **changes: Any) -> None:
         """Update this job's timeline row; never let bookkeeping break the job itself."""
+        changes["updated_at"] = timezone.now()
         try:
             updated = JobRun.objects.filter(task_id=task_id).update(**changes)
             if not updated:  # sent without enqueue_on_commit (beat, shell): create the row now

@@ -25,6 +25,7 @@ ROUTES = {
     "orders.send_invoice_email": "mailers",
     "orders.send_order_confirmation": "mailers",
     "orders.request_shipment": "external",
+    "orders.sweep_stuck_orders": "maintenance",
 }
 
 app = Celery("shop")

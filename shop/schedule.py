@@ -6,6 +6,13 @@ guards itself in the database, never by trusting that beat fires exactly once.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # The database is the source of truth: re-enqueue orders whose job messages were lost.
+    "sweep-stuck-orders": {
+        "task": "orders.sweep_stuck_orders",
+        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
+    },
+}

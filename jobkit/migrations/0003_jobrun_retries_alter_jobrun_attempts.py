@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobkit', '0002_deadjob_alter_jobrun_status'),
+        ("jobkit", "0002_deadjob_alter_jobrun_status"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='jobrun',
-            name='retries',
-            field=models.PositiveIntegerField(default=0, help_text='retry budget spent (deferrals spend none)'),
+            model_name="jobrun",
+            name="retries",
+            field=models.PositiveIntegerField(
+                default=0, help_text="retry budget spent (deferrals spend none)"
+            ),
         ),
         migrations.AlterField(
-            model_name='jobrun',
-            name='attempts',
-            field=models.PositiveIntegerField(default=0, help_text='times a worker started it'),
+            model_name="jobrun",
+            name="attempts",
+            field=models.PositiveIntegerField(default=0, help_text="times a worker started it"),
         ),
     ]
