@@ -15,6 +15,7 @@ urlpatterns = [
     path("orders/<str:order_id>/", orders.order_page, name="order-page"),
     path("orders/<str:order_id>/invoice.pdf", orders.invoice_pdf, name="invoice-pdf"),
     path("healthz", storefront.healthz, name="healthz"),
+    path("ops/", storefront.ops, name="ops"),
     path("api/products", orders.products_api, name="api-products"),
     path("api/orders", orders.orders_api, name="api-orders"),
     path("api/orders/<str:order_id>", orders.order_api, name="api-order"),

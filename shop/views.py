@@ -1,20 +1,25 @@
-"""Storefront (cart, checkout) and the health check."""
+"""Storefront (cart, checkout), the health check and the staff ops page."""
 
 from __future__ import annotations
 
 import redis
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from jobkit.breaker import SERVICES, breaker_for
+from jobkit.models import JobRun
 from orders import services
 from orders.forms import CustomerForm, validate_items
 from orders.models import Product
+from sandbox.testing import SandboxControl, SandboxError
 from shop.cart import cart_items, get_cart, save_cart
-from shop.celery import app
+from shop.celery import QUEUES, app
 
 
 @require_POST
@@ -100,3 +105,34 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         report["broker"], report["workers"], healthy = f"error: {exc}", 0, False
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def ops(request: HttpRequest) -> HttpResponse:
+    """Staff view of the machinery: breakers, queues, job states, and the sandbox's fault switches."""
+    sandbox = SandboxControl(settings.SANDBOX_URL)
+    if request.method == "POST":
+        service, outage = request.POST.get("service", ""), request.POST.get("outage") == "on"
+        if service not in SERVICES:
+            messages.error(request, f"Unknown service {service!r}.")
+        else:
+            try:
+                sandbox.set_fault(service, outage=outage)
+                messages.success(request, f"Sandbox {service}: outage {'on' if outage else 'off'}.")
+            except (OSError, SandboxError) as exc:
+                messages.error(request, f"The sandbox did not take it: {exc}")
+        return redirect("ops")
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+    try:
+        faults = sandbox.faults()
+    except (OSError, SandboxError):
+        faults = {}
+    context = {
+        "breakers": [breaker_for(service).snapshot(transitions=5) for service in SERVICES],
+        "faults": faults,
+        "queues": [(queue, broker.llen(queue)) for queue in QUEUES],
+        "job_counts": JobRun.objects.values("status").annotate(count=Count("id")).order_by("status"),
+        "recent_jobs": JobRun.objects.order_by("-updated_at")[:20],
+    }
+    return render(request, "shop/ops.html", context)

@@ -135,3 +135,15 @@ def test_healthz_names_the_broker_when_it_is_down(client, db, settings):
     report = response.json()
     assert report["database"] == "ok"
     assert report["broker"].startswith("error")
+
+
+def test_ops_page_is_for_staff_only(client, db, django_user_model):
+    assert client.get("/ops/").status_code == 302  # to the login page
+    client.force_login(django_user_model.objects.create_user("customer", password="x"))
+    assert client.get("/ops/").status_code == 302
+
+
+def test_ops_refuses_an_unknown_fault_switch(client, db, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("staff", "s@example.com", "x"))
+    response = client.post("/ops/", {"service": "teleporter", "outage": "on"}, follow=True)
+    assert b"Unknown service" in response.content

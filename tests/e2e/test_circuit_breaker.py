@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from jobkit.breaker import breaker_for
 from jobkit.models import JobRun
@@ -55,7 +57,14 @@ def test_gateway_outage_with_four_worker_processes(client, workers, catalogue):
     for step in sequence[1:]:
         assert step in {("open", "half_open"), ("half_open", "open"), ("half_open", "closed")}
 
-    workers.sandbox.set_fault("payments", outage=False)
+    # staff see the open breaker on the ops page and end the outage from there
+    client.force_login(get_user_model().objects.create_superuser("staff", "staff@example.com", "test-only"))
+    ops = client.get("/ops/").content.decode().replace("\n", "")
+    # open, or half-open between two probes; never closed while the gateway is down
+    payments_row = r"<td>payments</td><td><span class=\"status (dead|retrying)\">(open|half_open)</span>"
+    assert re.search(payments_row, ops)
+    client.post("/ops/", {"service": "payments", "outage": "off"})
+    assert workers.sandbox.faults()["payments"]["outage"] is False
     completed = Order.objects.filter(public_id__in=order_ids, status="completed")
     wait_for(lambda: completed.count() == ORDERS, 120, lambda: str(breaker.snapshot()) + workers.logs())
     charged = [pi for pi in workers.sandbox.payment_intents() if pi["status"] == "succeeded"]
