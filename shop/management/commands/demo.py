@@ -19,6 +19,15 @@ from shop.factories import seed_catalogue, seed_plans
 from shop.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
 
 STAFF_USERNAME = "staff"
+# Recovery you can watch: a killed worker's message comes back in ~2 minutes instead of Celery's hour
+# (still longer than the 90 s hard time limit, so a slow job is never handed out twice), and the sweeper
+# looks for stuck orders after 3 minutes. Environment variables override these.
+DEMO_TIMINGS = {
+    "CELERY_VISIBILITY_TIMEOUT": "120",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "5",
+    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    "SWEEP_STUCK_AFTER_SECONDS": "180",
+}
 
 
 class Command(BaseCommand):
@@ -73,6 +82,8 @@ class Command(BaseCommand):
             env = processes.base_env(
                 REDIS_URL=redis_url, SANDBOX_PORT=str(sandbox_port), SANDBOX_SMTP_PORT=str(smtp_port)
             )
+            for name, value in DEMO_TIMINGS.items():
+                env.setdefault(name, value)
             shop.append(processes.start_worker(log_dir, env, concurrency=concurrency, echo=sys.stdout))
             shop.append(processes.start_beat(log_dir, env, VAR_DIR / "celerybeat-schedule", echo=sys.stdout))
             shop.append(processes.start_web(log_dir, env, port))

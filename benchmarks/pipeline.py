@@ -1,0 +1,79 @@
+"""Order pipeline throughput: orders fully `completed` per second with the demo's worker settings
+(one worker, 2 pool processes, all queues), against the raw WeasyPrint render rate of the same invoice
+measured in the same run. Each order's pipeline renders one PDF, so the raw rate is the ceiling a
+pipeline that adds nothing would reach with one process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from urllib.parse import urlsplit
+
+from benchmarks.stack import BenchStack
+from billing.documents import render_invoice_pdf
+from billing.models import Invoice
+from jobkit.models import JobRun
+from orders.models import Order
+from shop.factories import ProductFactory
+
+BODY = json.dumps(
+    {
+        "email": "bench@example.com",
+        "items": [{"sku": "PIPE-1", "quantity": 2}],
+        "payment_method": "pm_card_visa",
+    }
+)
+
+
+def wait_until_idle(timeout: float = 900) -> None:
+    """Let earlier benchmarks' jobs finish, so this one measures its own orders only."""
+    deadline = time.monotonic() + timeout
+    while JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not drain earlier orders")
+        time.sleep(0.5)
+
+
+def run(stack: BenchStack, orders: int = 60, renders: int = 20) -> dict[str, float]:
+    ProductFactory(sku="PIPE-1", name="Pipeline tea", price="7.50", stock=2_000_000_000)
+    wait_until_idle()
+    url = urlsplit(stack.web_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    start = time.perf_counter()
+    for _ in range(orders):
+        conn.request("POST", "/api/orders", body=BODY, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 202:
+            raise RuntimeError(f"checkout answered {response.status}")
+    conn.close()
+    pipeline = Order.objects.filter(lines__sku="PIPE-1")
+    deadline = time.monotonic() + 600
+    while pipeline.filter(status=Order.Status.COMPLETED).count() < orders:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline stuck: {list(pipeline.values_list('status', flat=True))}")
+        time.sleep(0.1)
+    pipeline_rate = orders / (time.perf_counter() - start)
+
+    invoice = Invoice.objects.filter(order__in=pipeline).first()
+    render_invoice_pdf(invoice)  # warm up fonts and caches
+    start = time.perf_counter()
+    for _ in range(renders):
+        render_invoice_pdf(invoice)
+    render_rate = renders / (time.perf_counter() - start)
+    return {"orders": orders, "pipeline_per_s": pipeline_rate, "render_per_s": render_rate,
+            "ratio": pipeline_rate / render_rate}  # fmt: skip
+
+
+def report(result: dict[str, float]) -> str:
+    return "\n".join(
+        [
+            "Order pipeline throughput (checkout -> charge -> PDF -> 2 emails -> shipment -> completed)",
+            f"  pipeline (1 worker, 2 processes)   {result['pipeline_per_s']:6.2f} orders/s"
+            f"   n={result['orders']}",
+            f"  raw WeasyPrint render, 1 process   {result['render_per_s']:6.2f} invoices/s",
+            f"  ratio pipeline/raw render          {result['ratio']:.2f}x",
+        ]
+    )
