@@ -10,6 +10,7 @@ SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -24,24 +25,26 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_int(name: str, default: int) -> int:
+Number = TypeVar("Number", int, float)
+
+
+def env_number(name: str, default: Number, kind: type[Number]) -> Number:
     value = os.environ.get(name)
     if value in (None, ""):
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+        article = "an integer" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {article}, got {value!r}") from exc
+
+
+def env_int(name: str, default: int) -> int:
+    return env_number(name, default, int)
 
 
 def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+    return env_number(name, default, float)
 
 
 RUNTIME = read_runtime()
