@@ -74,6 +74,17 @@ def charge(
     return ChargeOutcome(False, intent.id, intent.status, f"payment ended in status {intent.status}")
 
 
+def refund(*, payment_intent_id: str, amount_minor: int, idempotency_key: str) -> str:
+    """Refund a payment; the same key never refunds twice. Returns the gateway's refund id."""
+    params = {"payment_intent": payment_intent_id, "amount": amount_minor}
+    with breaker_for("payments").guard(is_outage):
+        try:
+            created = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+        except Exception as exc:
+            raise classify(exc) from exc
+    return created.id
+
+
 def classify(exc: Exception) -> Exception:
     """Map an SDK error to the retry decision the jobs understand."""
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):

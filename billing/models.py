@@ -17,6 +17,11 @@ class Invoice(models.Model):
     order = models.OneToOneField(
         "orders.Order", null=True, blank=True, related_name="invoice", on_delete=models.PROTECT
     )
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", null=True, blank=True, related_name="invoices", on_delete=models.PROTECT
+    )
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
     email = models.EmailField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -28,7 +33,13 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_positive")
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_positive"),
+            # Re-running a billing run or a batch can never bill a period twice.
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=models.Q(subscription__isnull=False),
+                name="one_invoice_per_subscription_period",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -39,6 +50,8 @@ class Invoice(models.Model):
         metadata = {"invoice_number": self.number}
         if self.order_id:
             metadata["order_id"] = str(self.order.public_id)
+        if self.subscription_id:
+            metadata["subscription_id"] = str(self.subscription.public_id)
         return metadata
 
 
@@ -116,3 +129,42 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+
+class Refund(models.Model):
+    """Giving back a successful payment (compensation). Its public id is the gateway Idempotency-Key."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    attempt = models.OneToOneField(PaymentAttempt, related_name="refund", on_delete=models.PROTECT)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    gateway_reference = models.CharField(max_length=64, blank=True, help_text="Refund id")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refund of {self.attempt} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"refund-{self.public_id}"
+
+
+class StripeEvent(models.Model):
+    """A webhook event, stored once (its id is unique) after its signature was verified."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -11,6 +11,8 @@ the gateway's saved answer: one charge, recorded once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -18,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import documents, gateway
-from billing.models import Invoice, PaymentAttempt
+from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
 from orders.models import Order
@@ -51,7 +53,7 @@ def charge_invoice(
         metadata=attempt.invoice.payment_metadata(),
     )
     crash_point("after_gateway_charge")  # test hook: the gateway charged, nothing recorded yet
-    return _record_outcome(attempt.pk, outcome, on_settled)
+    return _record_outcome(attempt.pk, outcome, settle_callback_for(attempt.invoice))
 
 
 @transaction.atomic
@@ -71,7 +73,7 @@ def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt:
 
 @transaction.atomic
 def _record_outcome(
-    attempt_id: int, outcome: gateway.ChargeOutcome, on_settled: SettledCallback | None
+    attempt_id: int, outcome: gateway.ChargeOutcome, on_settled: SettledCallback
 ) -> PaymentAttempt:
     attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
     if attempt.status != PaymentAttempt.Status.PENDING:
@@ -87,8 +89,7 @@ def _record_outcome(
         attempt.failure_code = outcome.failure_code[:64]
         attempt.failure_message = outcome.failure_message[:300]
     attempt.save()
-    if on_settled is not None:
-        on_settled(attempt)
+    on_settled(attempt)
     return attempt
 
 
@@ -105,3 +106,69 @@ def store_invoice_pdf(invoice_id: int) -> bool:
         default_storage.delete(name)
     stored = default_storage.save(name, ContentFile(pdf))
     return bool(Invoice.objects.filter(pk=invoice_id, pdf="").update(pdf=stored))
+
+
+def settle_callback_for(invoice: Invoice) -> SettledCallback:
+    """What the invoice's owner does when a payment for it is recorded (order or subscription)."""
+    if invoice.order_id:
+        from orders.services import settle_order_payment
+
+        return partial(settle_order_payment, invoice.order_id)
+    from subscriptions.services import settle_subscription_payment
+
+    return partial(settle_subscription_payment, invoice.subscription_id)
+
+
+def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
+    """Record a PaymentIntent's outcome reported by a webhook; a no-op if the job path recorded it first."""
+    attempt = (
+        PaymentAttempt.objects.filter(gateway_reference=intent["id"]).first()
+        or PaymentAttempt.objects.filter(
+            invoice__number=(intent.get("metadata") or {}).get("invoice_number"),
+            status=PaymentAttempt.Status.PENDING,
+        ).first()
+    )
+    if attempt is None or intent.get("status") not in {"succeeded", "requires_payment_method", "canceled"}:
+        return None
+    error = intent.get("last_payment_error") or {}
+    outcome = gateway.ChargeOutcome(
+        succeeded=intent["status"] == "succeeded",
+        payment_intent_id=intent["id"],
+        failure_code=error.get("decline_code") or error.get("code") or "",
+        failure_message=error.get("message") or "",
+    )
+    return _record_outcome(attempt.pk, outcome, settle_callback_for(attempt.invoice))
+
+
+def refund_payment(attempt_id: int) -> Refund:
+    """Give back a successful payment in full, once: the Refund row (and its key) is committed first."""
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        if attempt.status != PaymentAttempt.Status.SUCCEEDED:
+            raise PermanentError(f"attempt {attempt.public_id} has no payment to refund ({attempt.status})")
+        refund, _ = Refund.objects.get_or_create(attempt=attempt, defaults={"amount": attempt.amount})
+    if refund.status == Refund.Status.SUCCEEDED:
+        return refund
+    gateway_refund = gateway.refund(
+        payment_intent_id=attempt.gateway_reference,
+        amount_minor=attempt.amount_minor,
+        idempotency_key=refund.idempotency_key,
+    )
+    Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+        status=Refund.Status.SUCCEEDED, gateway_reference=gateway_refund, completed_at=timezone.now()
+    )
+    refund.refresh_from_db()
+    return refund
+
+
+def reconcile_refund(charge: dict[str, Any]) -> Refund | None:
+    """A charge.refunded event: mark our pending refund for that payment done (the job may be slower)."""
+    refund = Refund.objects.filter(
+        attempt__gateway_reference=charge.get("payment_intent"), status=Refund.Status.PENDING
+    ).first()
+    if refund is None or charge.get("amount_refunded", 0) < refund.attempt.amount_minor:
+        return None
+    Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+        status=Refund.Status.SUCCEEDED, completed_at=timezone.now()
+    )
+    return refund

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from jobkit.breaker import CircuitOpen
 from jobkit.errors import PermanentError, TransientError
@@ -44,6 +45,8 @@ class ShopTask(Task):
     max_retries = 6
     # What the first positional argument identifies, for the timeline ("order", "invoice", ...).
     subject_kind = "job"
+    # Dotted path of a function called with the job's arguments when it dies (e.g. start compensation).
+    on_dead = ""
     typing = True
 
     def subject_for(self, args: tuple[Any, ...] | list[Any]) -> str:
@@ -138,3 +141,5 @@ class ShopTask(Task):
             finished_at=timezone.now(),
             last_error=describe_error(exc),
         )
+        if self.on_dead:
+            import_string(self.on_dead)(*args)

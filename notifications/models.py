@@ -35,3 +35,33 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.subject} ({self.status})"
+
+
+class Reminder(models.Model):
+    """A scheduled reminder, kept as a row with its due time (never a long countdown on the broker).
+
+    A periodic job claims due rows with SELECT ... FOR UPDATE SKIP LOCKED, so two beats or two workers
+    never take the same row, and re-checks the subject's state before sending.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        SKIPPED = "skipped"  # the subject no longer needed it (paid, cancelled)
+
+    subject = models.CharField(max_length=80, help_text="kind:id of what the reminder is about")
+    sequence = models.PositiveSmallIntegerField(help_text="1, 2, 3: the nth reminder")
+    final = models.BooleanField(default=False, help_text="after this one, the subject expires")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "sequence"], name="one_reminder_per_subject_sequence")
+        ]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"reminder {self.sequence} for {self.subject} ({self.status})"

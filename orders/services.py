@@ -16,12 +16,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing import services as billing
-from billing.models import PaymentAttempt
+from billing.models import Invoice, PaymentAttempt
 from jobkit.enqueue import enqueue_on_commit
 from jobkit.models import JobRun
 from jobkit.tasks import ShopTask
 from jobkit.unique import claim_once
+from notifications import reminders
 from notifications import services as notifications
+from notifications.models import Reminder
 from orders import carrier, emails
 from orders.models import Order, OrderLine, Product, Shipment
 
@@ -81,6 +83,7 @@ def retry_payment(order_id: str, payment_method: str) -> Order:
         raise NotAllowed(f"Only an order whose payment failed can be paid again; this one is {order.status}.")
     order.payment_method, order.status, order.status_reason = payment_method, Order.Status.PROCESSING, ""
     order.save(update_fields=["payment_method", "status", "status_reason", "updated_at"])
+    reminders.cancel(order.subject)
     enqueue_on_commit(jobs.charge_order, order_id)
     return order
 
@@ -120,12 +123,11 @@ def charge_order(order_id: str) -> None:
     order = Order.objects.select_related("invoice").get(public_id=order_id)
     if order.status != Order.Status.PROCESSING:
         return
-    billing.charge_invoice(
-        order.invoice.pk, order.payment_method, on_settled=partial(_settle_order, order.pk)
-    )
+    billing.charge_invoice(order.invoice.pk, order.payment_method)
 
 
-def _settle_order(order_pk: int, attempt: PaymentAttempt) -> None:
+def settle_order_payment(order_pk: int, attempt: PaymentAttempt) -> None:
+    """Apply a recorded payment to its order (runs in the transaction that records it)."""
     order = Order.objects.select_for_update().get(pk=order_pk)
     if order.status != Order.Status.PROCESSING:
         return
@@ -135,6 +137,7 @@ def _settle_order(order_pk: int, attempt: PaymentAttempt) -> None:
     else:
         order.status = Order.Status.PAYMENT_FAILED
         order.status_reason = attempt.failure_message or attempt.failure_code
+        reminders.schedule(order.subject)
     order.save(update_fields=["status", "status_reason", "updated_at"])
 
 
@@ -271,3 +274,27 @@ def next_jobs(order: Order) -> list[ShopTask]:
         missing.append(jobs.request_shipment)
     # nothing missing: only the completion check was lost; the confirmation job re-runs it cheaply
     return missing or [jobs.send_order_confirmation]
+
+
+def remind_unpaid_order(order_id: str, reminder: Reminder) -> bool:
+    """A due payment reminder: send it only if the order is still unpaid; the final one expires it."""
+    order = Order.objects.select_for_update().get(public_id=order_id)
+    if order.status != Order.Status.PAYMENT_FAILED:
+        return False  # paid again, or cancelled, since the reminder was planned
+    notifications.send_once(
+        f"{emails.PAYMENT_REMINDER}_{reminder.sequence}",
+        order.subject,
+        order.email,
+        partial(emails.payment_reminder, order, reminder),
+    )
+    if reminder.final:
+        _release_stock(order)
+        order.status, order.status_reason = Order.Status.EXPIRED, "Not paid after the final reminder."
+        order.save(update_fields=["status", "status_reason", "updated_at"])
+        Invoice.objects.filter(order=order, status=Invoice.Status.OPEN).update(status=Invoice.Status.VOID)
+    return True
+
+
+def _release_stock(order: Order) -> None:
+    for line in order.lines.order_by("sku"):
+        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)

@@ -26,6 +26,14 @@ ROUTES = {
     "orders.send_order_confirmation": "mailers",
     "orders.request_shipment": "external",
     "orders.sweep_stuck_orders": "maintenance",
+    "notifications.send_due_reminders": "maintenance",
+    "subscriptions.charge_signup": "billing",
+    "subscriptions.register_delivery": "external",
+    "subscriptions.grant_entitlement": "default",
+    "subscriptions.compensate_signup": "billing",
+    "subscriptions.send_welcome": "mailers",
+    "subscriptions.send_signup_declined": "mailers",
+    "subscriptions.send_signup_refunded": "mailers",
 }
 
 app = Celery("shop")

@@ -15,4 +15,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "orders.sweep_stuck_orders",
         "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
     },
+    # Reminders are rows with a due time; this claims the due ones (SKIP LOCKED: two beats are harmless).
+    "send-due-reminders": {
+        "task": "notifications.send_due_reminders",
+        "schedule": float(os.environ.get("REMINDER_INTERVAL_SECONDS", 60)),
+    },
 }

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "shop",
     "orders",
     "billing",
+    "subscriptions",
     "notifications",
 ]
 
@@ -177,6 +178,12 @@ JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_int("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 # The sweeper re-enqueues work that has shown no sign of life for this long (longer than any backoff).
 SWEEP_STUCK_AFTER_SECONDS = env_int("SWEEP_STUCK_AFTER_SECONDS", 600)
+# Payment reminders after a failed payment (seconds after it); the last one expires the order or
+# cancels the subscription. The periodic job that sends due reminders runs every REMINDER_INTERVAL_SECONDS.
+REMINDER_OFFSETS_SECONDS = [
+    int(part) for part in os.environ.get("REMINDER_OFFSETS_SECONDS", "86400,172800,259200").split(",")
+]
+REMINDER_INTERVAL_SECONDS = env_float("REMINDER_INTERVAL_SECONDS", 60)
 # A job whose service's circuit breaker is open is deferred (retries untouched) for at most this long.
 JOB_DEFER_DEADLINE_SECONDS = env_int("JOB_DEFER_DEADLINE_SECONDS", 3600)
 JOB_DEFER_JITTER_SECONDS = env_float("JOB_DEFER_JITTER_SECONDS", 2.0)

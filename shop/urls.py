@@ -2,8 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
+from billing.webhooks import stripe_webhook
 from orders import views as orders
 from shop import views as storefront
+from subscriptions import views as subscriptions
 
 urlpatterns = [
     path("", orders.product_list, name="catalogue"),
@@ -14,12 +16,18 @@ urlpatterns = [
     path("checkout/", storefront.checkout, name="checkout"),
     path("orders/<str:order_id>/", orders.order_page, name="order-page"),
     path("orders/<str:order_id>/invoice.pdf", orders.invoice_pdf, name="invoice-pdf"),
+    path("subscribe/", subscriptions.subscribe, name="subscribe"),
+    path("subscriptions/<str:subscription_id>/", subscriptions.subscription_page, name="subscription-page"),
     path("healthz", storefront.healthz, name="healthz"),
     path("ops/", storefront.ops, name="ops"),
     path("api/products", orders.products_api, name="api-products"),
     path("api/orders", orders.orders_api, name="api-orders"),
     path("api/orders/<str:order_id>", orders.order_api, name="api-order"),
     path("api/orders/<str:order_id>/pay", orders.pay_again_api, name="api-order-pay"),
+    path("api/plans", subscriptions.plans_api, name="api-plans"),
+    path("api/subscriptions", subscriptions.subscriptions_api, name="api-subscriptions"),
+    path("api/subscriptions/<str:subscription_id>", subscriptions.subscription_api, name="api-subscription"),
+    path("webhooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("admin/", admin.site.urls),
 ]
 

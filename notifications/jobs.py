@@ -1,0 +1,12 @@
+"""Notification jobs."""
+
+from __future__ import annotations
+
+from jobkit.tasks import ShopTask
+from notifications import reminders
+from shop.celery import app
+
+
+@app.task(base=ShopTask, name="notifications.send_due_reminders", subject_kind="reminders")
+def send_due_reminders() -> int:
+    return reminders.send_due()

@@ -1,0 +1,60 @@
+"""Subscription jobs: one per workflow step, each a thin call into services.
+
+A step that fails for good after the charge (a permanent carrier refusal, or retries exhausted) ends
+dead, and its `on_dead` starts the compensation.
+"""
+
+from __future__ import annotations
+
+from jobkit.tasks import ShopTask
+from shop.celery import app
+from subscriptions import emails, services
+
+COMPENSATE = "subscriptions.services.begin_compensation"
+
+
+@app.task(base=ShopTask, name="subscriptions.charge_signup", subject_kind="subscription")
+def charge_signup(subscription_id: str) -> None:
+    services.charge_signup(subscription_id)
+
+
+@app.task(
+    base=ShopTask,
+    name="subscriptions.register_delivery",
+    subject_kind="subscription",
+    max_retries=8,
+    on_dead=COMPENSATE,
+)
+def register_delivery(subscription_id: str) -> None:
+    services.register_delivery(subscription_id)
+
+
+@app.task(
+    base=ShopTask, name="subscriptions.grant_entitlement", subject_kind="subscription", on_dead=COMPENSATE
+)
+def grant_entitlement(subscription_id: str) -> None:
+    services.grant_entitlement(subscription_id)
+
+
+@app.task(base=ShopTask, name="subscriptions.compensate_signup", subject_kind="subscription", max_retries=12)
+def compensate_signup(subscription_id: str) -> None:
+    services.compensate_signup(subscription_id)
+
+
+@app.task(base=ShopTask, name="subscriptions.send_welcome", subject_kind="subscription", max_retries=10)
+def send_welcome(subscription_id: str) -> None:
+    services.send_email(emails.WELCOME, subscription_id)
+
+
+@app.task(
+    base=ShopTask, name="subscriptions.send_signup_declined", subject_kind="subscription", max_retries=10
+)
+def send_signup_declined(subscription_id: str) -> None:
+    services.send_email(emails.DECLINED, subscription_id)
+
+
+@app.task(
+    base=ShopTask, name="subscriptions.send_signup_refunded", subject_kind="subscription", max_retries=10
+)
+def send_signup_refunded(subscription_id: str) -> None:
+    services.send_email(emails.REFUNDED, subscription_id)

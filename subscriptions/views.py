@@ -1,0 +1,150 @@
+"""Plans, the subscribe page, subscription pages, and the subscription JSON API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.models import Plan
+from jobkit.models import JobRun
+from orders.services import NotAllowed
+from shop.api import ApiError, idempotent_create, json_body
+from subscriptions import services
+from subscriptions.forms import SignUpForm
+from subscriptions.models import Subscription
+
+
+def plan_payload(plan: Plan) -> dict[str, Any]:
+    return {"code": plan.code, "name": plan.name, "price": str(plan.price), "currency": plan.currency,
+            "interval": plan.interval}  # fmt: skip
+
+
+def subscription_url(request: HttpRequest, subscription: Subscription) -> str:
+    return request.build_absolute_uri(reverse("subscription-page", args=[subscription.public_id]))
+
+
+def subscription_payload(subscription: Subscription, request: HttpRequest) -> dict[str, Any]:
+    return {
+        "id": str(subscription.public_id),
+        "status": subscription.status,
+        "step": subscription.step,
+        "status_reason": subscription.status_reason,
+        "email": subscription.email,
+        "plan": plan_payload(subscription.plan),
+        "current_period": {
+            "start": subscription.current_period_start.isoformat(),
+            "end": subscription.current_period_end.isoformat(),
+        },
+        "cancel_at_period_end": subscription.cancel_at_period_end,
+        "url": subscription_url(request, subscription),
+        "invoices": [
+            {
+                "number": inv.number,
+                "period": {"start": inv.period_start.isoformat(), "end": inv.period_end.isoformat()},
+                "amount": str(inv.amount),
+                "status": inv.status,
+            }
+            for inv in subscription.invoices.order_by("period_start")
+        ],
+        "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=subscription.subject)],
+    }
+
+
+def get_subscription(subscription_id: str) -> Subscription:
+    try:
+        return Subscription.objects.select_related("plan").get(public_id=subscription_id)
+    except (Subscription.DoesNotExist, ValidationError) as exc:
+        raise Http404("No such subscription.") from exc
+
+
+@require_GET
+def plans_api(request: HttpRequest) -> JsonResponse:
+    return JsonResponse([plan_payload(p) for p in Plan.objects.filter(active=True)], safe=False)
+
+
+@csrf_exempt  # a JSON API for programs; no cookies involved
+@require_POST
+def subscriptions_api(request: HttpRequest) -> JsonResponse:
+    try:
+        body = json_body(request)
+        request_key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
+        subscription_id, _ = idempotent_create(
+            request, "subscriptions", body, lambda: sign_up_from(body, f"api:{request_key}")
+        )
+    except ApiError as exc:
+        return exc.response()
+    subscription = Subscription.objects.get(public_id=subscription_id)
+    payload = {
+        "id": subscription_id,
+        "status": subscription.status,
+        "url": subscription_url(request, subscription),
+    }
+    return JsonResponse(payload, status=202)
+
+
+def sign_up_from(body: dict[str, Any], request_key: str) -> str:
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(body) - {"email", "plan", "payment_method"})
+    if unknown:
+        errors["body"] = [f"Unknown field(s): {', '.join(unknown)}."]
+    for field in ("email", "plan", "payment_method"):
+        if field in body and not isinstance(body[field], str):
+            errors[field] = ["Must be a string."]
+    form = SignUpForm({k: v for k, v in body.items() if k in SignUpForm.base_fields and isinstance(v, str)})
+    if not form.is_valid():
+        for field, messages_ in form.errors.items():
+            errors.setdefault(field, list(messages_))
+    if errors:
+        raise ApiError(errors)
+    return str(services.sign_up(request_key=request_key, **form.cleaned_data).public_id)
+
+
+@require_GET
+def subscription_api(request: HttpRequest, subscription_id: str) -> JsonResponse:
+    return JsonResponse(subscription_payload(get_subscription(subscription_id), request))
+
+
+@require_http_methods(["GET", "POST"])
+def subscribe(request: HttpRequest) -> HttpResponse:
+    """The sign-up form. Its hidden request key makes a double submit one subscription, not two."""
+    form = SignUpForm(request.POST or None, initial={"plan": request.GET.get("plan")})
+    if request.method == "POST" and form.is_valid():
+        request_key = f"form:{request.POST.get('request_key') or uuid.uuid4()}"
+        existing = Subscription.objects.filter(request_key=request_key).first()
+        subscription = existing or services.sign_up(request_key=request_key, **form.cleaned_data)
+        return redirect("subscription-page", subscription_id=subscription.public_id)
+    context = {"form": form, "plans": Plan.objects.filter(active=True), "request_key": uuid.uuid4()}
+    return render(request, "subscriptions/subscribe.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def subscription_page(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    subscription = get_subscription(subscription_id)
+    if request.method == "POST":
+        try:
+            services.cancel_at_period_end(subscription_id)
+            messages.success(request, "Your subscription ends at the end of this period.")
+        except NotAllowed as exc:
+            messages.error(request, str(exc))
+        return redirect("subscription-page", subscription_id=subscription.public_id)
+    jobs = list(JobRun.objects.filter(subject=subscription.subject))
+    final = subscription.status in (Subscription.Status.FAILED, Subscription.Status.CANCELLED) or (
+        subscription.status == Subscription.Status.ACTIVE
+        and not any(j.status in JobRun.LIVE_STATUSES for j in jobs)
+    )
+    context = {
+        "subscription": subscription,
+        "invoices": subscription.invoices.order_by("period_start"),
+        "jobs": jobs,
+        "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
+        "final": final,
+    }
+    return render(request, "subscriptions/subscription.html", context)
