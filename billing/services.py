@@ -33,9 +33,14 @@ def issue_order_invoice(order: Order) -> Invoice:
     invoice = Invoice.objects.create(
         order=order, email=order.email, amount=order.total, currency=order.currency
     )
+    number_invoice(invoice)
+    return invoice
+
+
+def number_invoice(invoice: Invoice) -> None:
+    """Give a new invoice its number, from its row id, in the transaction that created it."""
     invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
     Invoice.objects.filter(pk=invoice.pk).update(number=invoice.number)
-    return invoice
 
 
 def charge_invoice(

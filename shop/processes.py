@@ -226,9 +226,11 @@ def start_worker(
     return child
 
 
-def start_beat(log_dir: Path, env: dict[str, str], schedule: Path, echo: IO[str] | None = None) -> Child:
+def start_beat(
+    log_dir: Path, env: dict[str, str], schedule: Path, echo: IO[str] | None = None, name: str = "beat"
+) -> Child:
     argv = [PYTHON, "-m", "celery", "-A", "shop", "beat", "--schedule", str(schedule), "--loglevel", "INFO"]
-    return Child("beat", argv, env, log_dir, echo).start()
+    return Child(name, argv, env, log_dir, echo).start()
 
 
 def start_web(log_dir: Path, env: dict[str, str], port: int, echo: IO[str] | None = None) -> Child:

@@ -16,12 +16,13 @@ from orders.models import Order
 from sandbox.testing import SandboxControl
 from shop import processes
 from shop.celery import app as celery_app
-from shop.factories import ProductFactory
+from shop.factories import ProductFactory, seed_plans
 from shop.runtime import VAR_DIR
 from tests.harness import Stack, database_url, wait_for
 
 TEST_VAR = VAR_DIR / "test"
 STANDARD_WORKER = "test-worker"
+REMINDER_OFFSETS = [2, 4, 6]
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +74,7 @@ def stack(
         "STRIPE_API_BASE": sandbox_url,
         "CARRIER_API_BASE": f"{sandbox_url}/carrier/v1",
         "EMAIL_PORT": ports["smtp_port"],
+        "REMINDER_OFFSETS_SECONDS": REMINDER_OFFSETS,
     }
     settings_override = override_settings(**overrides)
     settings_override.enable()
@@ -96,6 +98,9 @@ def stack(
         BREAKER_WINDOW_SECONDS="10",
         BREAKER_COOLDOWN_SECONDS="2",
         JOB_DEFER_JITTER_SECONDS="0.5",
+        # Reminders seconds apart instead of days, sent by a beat job every half second.
+        REMINDER_OFFSETS_SECONDS=",".join(str(s) for s in REMINDER_OFFSETS),
+        REMINDER_INTERVAL_SECONDS="0.5",
     )
     env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
@@ -119,11 +124,17 @@ def e2e(stack: Stack, transactional_db: None) -> Stack:
 def workers(e2e: Stack) -> Iterator[Stack]:
     """For tests that kill, replace or add workers: afterwards exactly one standard worker runs again."""
     yield e2e
+    e2e.stop_beats()
     for child in list(e2e.workers):
         if child.name != STANDARD_WORKER or not child.alive():
             e2e.stop_worker(child)
     if not e2e.workers:
         e2e.add_worker(STANDARD_WORKER)
+
+
+@pytest.fixture
+def plans(db: None) -> list:
+    return seed_plans()
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     workers: list[processes.Child] = field(default_factory=list)
+    beats: list[processes.Child] = field(default_factory=list)
 
     def add_worker(self, name: str, wait: bool = True, **env: str) -> processes.Child:
         child = processes.start_worker(self.log_dir, {**self.env, **env}, name=name, wait=wait)
@@ -51,8 +52,20 @@ class Stack:
         child.stop()
         self.workers.remove(child)
 
+    def add_beat(self, name: str, **env: str) -> processes.Child:
+        """A Celery beat process with its own schedule file (two beats model a misconfigured deploy)."""
+        schedule = self.log_dir / f"{name}-schedule"
+        child = processes.start_beat(self.log_dir, {**self.env, **env}, schedule, name=name)
+        self.beats.append(child)
+        return child
+
+    def stop_beats(self) -> None:
+        processes.stop_all(self.beats)
+        self.beats.clear()
+
     def logs(self) -> str:
-        return "\n".join(f"--- {w.name} (last lines) ---\n{w.output_tail()}" for w in self.workers)
+        children = self.workers + self.beats
+        return "\n".join(f"--- {c.name} (last lines) ---\n{c.output_tail()}" for c in children)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, explain: Callable[[], str]) -> Any:

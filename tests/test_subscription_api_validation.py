@@ -1,0 +1,47 @@
+"""Bad sign-up input: a 400 naming the field, and nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from billing.models import Invoice
+from jobkit.models import JobRun
+from shop.models import IdempotencyRecord
+from subscriptions.models import Subscription
+
+GOOD = {"email": "ada@example.com", "plan": "tea-monthly", "payment_method": "pm_card_visa"}
+
+BAD = [
+    ("unknown plan", {**GOOD, "plan": "caviar-daily"}, "plan"),
+    ("plan wrong type", {**GOOD, "plan": 3}, "plan"),
+    ("plan missing", {k: v for k, v in GOOD.items() if k != "plan"}, "plan"),
+    ("bad email", {**GOOD, "email": "ada"}, "email"),
+    ("unknown card", {**GOOD, "payment_method": "pm_card_stolen"}, "payment_method"),
+    ("price smuggled in", {**GOOD, "price": "0.01"}, "body"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD, ids=[c[0] for c in BAD])
+def test_bad_sign_up_is_refused_naming_the_field(client, plans, case, body, field):
+    response = client.post("/api/subscriptions", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    for model in (Subscription, Invoice, JobRun, IdempotencyRecord):
+        assert not model.objects.exists()
+
+
+def test_plans_api_lists_the_plans(client, plans):
+    assert client.get("/api/plans").json()[0] == {
+        "code": "tea-monthly",
+        "name": "Tea of the month",
+        "price": "19.00",
+        "currency": "EUR",
+        "interval": "month",
+    }
+
+
+def test_unknown_subscription_is_not_found(client, db):
+    assert client.get("/api/subscriptions/nope").status_code == 404
+    assert client.get("/subscriptions/00000000-0000-0000-0000-000000000000/").status_code == 404
