@@ -22,6 +22,9 @@ class Invoice(models.Model):
     )
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(null=True, blank=True)
+    billing_run = models.ForeignKey(
+        "subscriptions.BillingRun", null=True, blank=True, related_name="invoices", on_delete=models.PROTECT
+    )
     email = models.EmailField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)

@@ -6,6 +6,7 @@ billing.services, which records an attempt's outcome only while it is still pend
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import stripe
@@ -25,29 +26,58 @@ HANDLED = {"payment_intent.succeeded", "payment_intent.payment_failed", "charge.
 @csrf_exempt  # authenticated by the Stripe-Signature header instead
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """Receive one Stripe event: 400 naming the problem (nothing stored) unless Stripe signed it recently."""
+    header = request.headers.get("Stripe-Signature")
+    if not header:
+        return _rejected("Stripe-Signature", "The Stripe-Signature header is missing.")
     try:
-        event = stripe.Webhook.construct_event(
-            request.body, request.headers.get("Stripe-Signature", ""), settings.STRIPE_WEBHOOK_SECRET
+        # The tolerance must be passed: without it the SDK accepts a captured request replayed years later.
+        stripe.WebhookSignature.verify_header(
+            request.body, header, settings.STRIPE_WEBHOOK_SECRET, stripe.Webhook.DEFAULT_TOLERANCE
         )
+    except stripe.SignatureVerificationError as exc:
+        # The SDK's reason is the useful part: unreadable header, no matching signature, or too old.
+        return _rejected("Stripe-Signature", str(exc))
+    except UnicodeDecodeError:  # the SDK decodes the body to compute the signature
+        return _rejected("body", "The body is not UTF-8 text.")
+    try:
+        payload = json.loads(request.body)
     except ValueError:
-        return JsonResponse({"errors": {"body": ["Not a JSON event."]}}, status=400)
-    except stripe.SignatureVerificationError:
-        return JsonResponse({"errors": {"Stripe-Signature": ["Missing or invalid signature."]}}, status=400)
-    payload: dict[str, Any] = event.to_dict()
+        return _rejected("body", "The body is not JSON.")
+    if not _is_event(payload):
+        # Checked here, not left to a KeyError later: a signed but malformed body is a 400, not a 500.
+        return _rejected("body", "The body is not a Stripe event (id, type and data.object are required).")
     with transaction.atomic():
         try:
             with transaction.atomic():  # a savepoint: the unique event id is the whole dedup
-                stored = StripeEvent.objects.create(event_id=event.id, type=event.type, payload=payload)
+                stored = StripeEvent.objects.create(
+                    event_id=payload["id"], type=payload["type"], payload=payload
+                )
         except IntegrityError:
             return JsonResponse({"received": True, "duplicate": True})
-        if event.type in HANDLED:
-            handle(event.type, payload["data"]["object"])
+        if payload["type"] in HANDLED:
+            handle(payload["type"], payload["data"]["object"])
         StripeEvent.objects.filter(pk=stored.pk).update(processed_at=timezone.now())
     return JsonResponse({"received": True})
 
 
 def handle(event_type: str, obj: dict[str, Any]) -> None:
+    """Reconcile one handled event's object with what the jobs recorded (each call is idempotent)."""
     if event_type.startswith("payment_intent."):
         services.reconcile_payment_intent(obj)
     elif event_type == "charge.refunded":
         services.reconcile_refund(obj)
+
+
+def _is_event(payload: Any) -> bool:
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("id"), str)
+        and isinstance(payload.get("type"), str)
+        and isinstance(payload.get("data"), dict)
+        and isinstance(payload["data"].get("object"), dict)
+    )
+
+
+def _rejected(field: str, message: str) -> JsonResponse:
+    return JsonResponse({"errors": {field: [message]}}, status=400)

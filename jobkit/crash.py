@@ -5,7 +5,8 @@ reaches `crash_point("<point>")` and the marker file does not exist yet, the mar
 the whole worker (main process and pool, one process group) is killed with SIGKILL: no cleanup, no
 acknowledgement, exactly like a power cut. Unset, a crash point costs one dictionary lookup.
 
-Points: `after_gateway_charge` (billing/services.py: the gateway charged, the result is not recorded).
+Points: `after_gateway_charge` (billing/services.py: the gateway charged, the result is not recorded);
+`mid_billing_batch` (subscriptions/renewals.py: one subscription of a batch billed, the rest not yet).
 """
 
 from __future__ import annotations

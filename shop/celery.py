@@ -34,6 +34,9 @@ ROUTES = {
     "subscriptions.send_welcome": "mailers",
     "subscriptions.send_signup_declined": "mailers",
     "subscriptions.send_signup_refunded": "mailers",
+    "subscriptions.start_billing_run": "billing",
+    "subscriptions.plan_billing_run": "billing",
+    "subscriptions.bill_batch": "billing",
 }
 
 app = Celery("shop")

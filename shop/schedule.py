@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from celery.schedules import crontab
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # The database is the source of truth: re-enqueue orders whose job messages were lost.
     "sweep-stuck-orders": {
@@ -19,5 +21,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "send-due-reminders": {
         "task": "notifications.send_due_reminders",
         "schedule": float(os.environ.get("REMINDER_INTERVAL_SECONDS", 60)),
+    },
+    # Daily batch billing; one BillingRun per date, so a second beat joins the same run.
+    "bill-due-subscriptions": {
+        "task": "subscriptions.start_billing_run",
+        "schedule": crontab(hour=2, minute=0),
     },
 }

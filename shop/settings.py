@@ -185,6 +185,8 @@ REMINDER_OFFSETS_SECONDS = [
     int(part) for part in os.environ.get("REMINDER_OFFSETS_SECONDS", "86400,172800,259200").split(",")
 ]
 REMINDER_INTERVAL_SECONDS = env_float("REMINDER_INTERVAL_SECONDS", 60)
+# Batch billing: due subscriptions per batch job (a keyset page).
+BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 100)
 # A job whose service's circuit breaker is open is deferred (retries untouched) for at most this long.
 JOB_DEFER_DEADLINE_SECONDS = env_int("JOB_DEFER_DEADLINE_SECONDS", 3600)
 JOB_DEFER_JITTER_SECONDS = env_float("JOB_DEFER_JITTER_SECONDS", 2.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import redis
 from django.conf import settings
 from django.contrib import messages
@@ -10,6 +12,7 @@ from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobkit.breaker import SERVICES, breaker_for
@@ -20,6 +23,8 @@ from orders.models import Product
 from sandbox.testing import SandboxControl, SandboxError
 from shop.cart import cart_items, get_cart, save_cart
 from shop.celery import QUEUES, app
+from subscriptions import renewals
+from subscriptions.models import BillingRun
 
 
 @require_POST
@@ -112,6 +117,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def ops(request: HttpRequest) -> HttpResponse:
     """Staff view of the machinery: breakers, queues, job states, and the sandbox's fault switches."""
     sandbox = SandboxControl(settings.SANDBOX_URL)
+    if request.method == "POST" and "bill_date" in request.POST:
+        try:
+            run, created = renewals.start_run(billing_date_from(request.POST["bill_date"]))
+            messages.success(
+                request, f"{'Started' if created else 'Joined'} the billing run for {run.billing_date}."
+            )
+        except ValueError:
+            messages.error(request, "Give the billing date as YYYY-MM-DD.")
+        return redirect("ops")
     if request.method == "POST":
         service, outage = request.POST.get("service", ""), request.POST.get("outage") == "on"
         if service not in SERVICES:
@@ -134,5 +148,11 @@ def ops(request: HttpRequest) -> HttpResponse:
         "queues": [(queue, broker.llen(queue)) for queue in QUEUES],
         "job_counts": JobRun.objects.values("status").annotate(count=Count("id")).order_by("status"),
         "recent_jobs": JobRun.objects.order_by("-updated_at")[:20],
+        "billing_runs": BillingRun.objects.order_by("-billing_date")[:5],
+        "today": timezone.localdate(),
     }
     return render(request, "shop/ops.html", context)
+
+
+def billing_date_from(value: str) -> datetime.date:
+    return datetime.date.fromisoformat(value.strip())

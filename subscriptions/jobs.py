@@ -6,9 +6,13 @@ dead, and its `on_dead` starts the compensation.
 
 from __future__ import annotations
 
+import datetime
+
+from django.utils import timezone
+
 from jobkit.tasks import ShopTask
 from shop.celery import app
-from subscriptions import emails, services
+from subscriptions import emails, renewals, services
 
 COMPENSATE = "subscriptions.services.begin_compensation"
 
@@ -58,3 +62,28 @@ def send_signup_declined(subscription_id: str) -> None:
 )
 def send_signup_refunded(subscription_id: str) -> None:
     services.send_email(emails.REFUNDED, subscription_id)
+
+
+# --- batch billing (pattern 4) ----------------------------------------------------------------------------
+@app.task(base=ShopTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
+def start_billing_run(billing_date: str | None = None) -> int:
+    """The daily beat entry; the date defaults to today. Starting a date twice joins its run."""
+    day = datetime.date.fromisoformat(billing_date) if billing_date else timezone.localdate()
+    run, _ = renewals.start_run(day)
+    return run.pk
+
+
+@app.task(base=ShopTask, name="subscriptions.plan_billing_run", subject_kind="billing_run")
+def plan_billing_run(run_id: int) -> None:
+    renewals.plan_run(run_id)
+
+
+@app.task(
+    base=ShopTask,
+    name="subscriptions.bill_batch",
+    subject_kind="billing_batch",
+    max_retries=5,
+    on_dead="subscriptions.renewals.mark_batch_failed",
+)
+def bill_batch(batch_id: int) -> None:
+    renewals.bill_batch(batch_id)

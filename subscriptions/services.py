@@ -25,7 +25,7 @@ from notifications.models import Reminder
 from orders import carrier
 from orders.services import NotAllowed
 from subscriptions import emails
-from subscriptions.models import Subscription
+from subscriptions.models import BillingRun, Subscription
 
 Status, Step = Subscription.Status, Subscription.Step
 
@@ -36,7 +36,9 @@ def add_month(day: datetime.date) -> datetime.date:
     return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def issue_period_invoice(subscription: Subscription, period_start: datetime.date) -> tuple[Invoice, bool]:
+def issue_period_invoice(
+    subscription: Subscription, period_start: datetime.date, billing_run: BillingRun | None = None
+) -> tuple[Invoice, bool]:
     """The invoice for one period, created at most once (unique per subscription and period)."""
     invoice, created = Invoice.objects.get_or_create(
         subscription=subscription,
@@ -46,6 +48,7 @@ def issue_period_invoice(subscription: Subscription, period_start: datetime.date
             "email": subscription.email,
             "amount": subscription.plan.price,
             "currency": subscription.plan.currency,
+            "billing_run": billing_run,
         },
     )
     if created:

@@ -1,0 +1,140 @@
+"""Batch billing of due subscriptions (pattern 4).
+
+One BillingRun per billing date (unique), so a second beat, a staff click or a re-run of the command
+joins the existing run instead of billing again. Planning walks the due subscriptions by keyset
+pagination (id > last id, a page at a time), so memory stays flat however many there are, and records
+each page as a BillingBatch: an id range billed by one job. Each subscription's period has one invoice
+(unique per subscription and period) charged through the idempotent charge service, so re-running a
+batch or a whole run bills nobody twice. Counters are recomputed from the invoices, never incremented,
+so they stay exact when a batch is retried.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from billing import services as billing
+from billing.models import Invoice
+from jobkit.crash import crash_point
+from jobkit.enqueue import enqueue_on_commit
+from subscriptions.models import BillingBatch, BillingRun, Subscription
+from subscriptions.services import issue_period_invoice
+
+
+def due_subscriptions(billing_date: datetime.date) -> QuerySet[Subscription]:
+    return Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, current_period_end__lte=billing_date
+    )
+
+
+def start_run(billing_date: datetime.date) -> tuple[BillingRun, bool]:
+    """The run for this date, created and planned once; later calls return the same run."""
+    from subscriptions import jobs
+
+    with transaction.atomic():
+        run, created = BillingRun.objects.get_or_create(
+            billing_date=billing_date, defaults={"batch_size": settings.BILLING_BATCH_SIZE}
+        )
+        if created:
+            enqueue_on_commit(jobs.plan_billing_run, run.pk)
+    return run, created
+
+
+def plan_run(run_id: int) -> None:
+    """Cut the due subscriptions into id-range batches, a keyset page at a time; resumable."""
+    from subscriptions import jobs
+
+    run = BillingRun.objects.get(pk=run_id)
+    if run.status != BillingRun.Status.PLANNING:
+        return
+    last_id = run.batches.aggregate(last=Max("last_id"))["last"] or 0  # resume after a crash
+    number = run.batches.count()
+    due = due_subscriptions(run.billing_date).order_by("id").values_list("id", flat=True)
+    while page := list(due.filter(id__gt=last_id)[: run.batch_size]):
+        number += 1
+        with transaction.atomic():
+            batch = BillingBatch.objects.create(run=run, number=number, after_id=last_id, last_id=page[-1])
+            BillingRun.objects.filter(pk=run.pk).update(batches_total=number)
+            enqueue_on_commit(jobs.bill_batch, batch.pk)
+        last_id = page[-1]
+    BillingRun.objects.filter(pk=run.pk).update(status=BillingRun.Status.RUNNING, batches_total=number)
+    refresh_counters(run.pk)
+
+
+def bill_batch(batch_id: int) -> None:
+    """Bill every subscription of one batch; re-running it skips what is already billed."""
+    batch = BillingBatch.objects.select_related("run").get(pk=batch_id)
+    if batch.status == BillingBatch.Status.DONE:
+        return
+    run = batch.run
+    members = due_subscriptions(run.billing_date).filter(id__gt=batch.after_id, id__lte=batch.last_id)
+    for subscription in members.select_related("plan").order_by("id").iterator(chunk_size=200):
+        bill_subscription(subscription, run)
+        crash_point("mid_billing_batch")  # test hook: the worker dies with the batch half billed
+    BillingBatch.objects.filter(pk=batch.pk).update(status=BillingBatch.Status.DONE)
+    refresh_counters(run.pk)
+
+
+def bill_subscription(subscription: Subscription, run: BillingRun) -> None:
+    if subscription.cancel_at_period_end:
+        Subscription.objects.filter(pk=subscription.pk).update(
+            status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
+        )
+        return
+    with transaction.atomic():
+        invoice, _ = issue_period_invoice(subscription, subscription.current_period_end, billing_run=run)
+    if invoice.status == Invoice.Status.OPEN:
+        # pattern 2: settle_renewal moves the period on, or makes the subscription past due with reminders
+        billing.charge_invoice(invoice.pk, subscription.payment_method)
+
+
+def mark_batch_failed(batch_id: int) -> None:
+    """A batch that exhausted its retries: counted as failed; staff can retry it alone."""
+    batch = BillingBatch.objects.get(pk=batch_id)
+    BillingBatch.objects.filter(pk=batch.pk).exclude(status=BillingBatch.Status.DONE).update(
+        status=BillingBatch.Status.FAILED
+    )
+    refresh_counters(batch.run_id)
+
+
+def retry_failed_batches(run_id: int) -> int:
+    from subscriptions import jobs
+
+    with transaction.atomic():
+        failed = list(
+            BillingBatch.objects.select_for_update().filter(run_id=run_id, status=BillingBatch.Status.FAILED)
+        )
+        for batch in failed:
+            batch.status = BillingBatch.Status.PENDING
+            batch.save(update_fields=["status"])
+            enqueue_on_commit(jobs.bill_batch, batch.pk)
+        BillingRun.objects.filter(pk=run_id).update(status=BillingRun.Status.RUNNING, finished_at=None)
+    refresh_counters(run_id)
+    return len(failed)
+
+
+def refresh_counters(run_id: int) -> None:
+    """Progress from the invoices and batches themselves: exact however often a batch ran."""
+    invoices = Invoice.objects.filter(billing_run_id=run_id)
+    paid = invoices.filter(status=Invoice.Status.PAID).aggregate(n=Count("id"), amount=Sum("amount"))
+    failed = (
+        invoices.filter(status=Invoice.Status.OPEN, attempts__status="failed").values("pk").distinct().count()
+    )
+    batches = BillingBatch.objects.filter(run_id=run_id).aggregate(
+        done=Count("id", filter=Q(status=BillingBatch.Status.DONE)),
+        failed=Count("id", filter=Q(status=BillingBatch.Status.FAILED)),
+    )
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        run.subscriptions_billed, run.amount_billed = paid["n"], paid["amount"] or 0
+        run.subscriptions_failed = failed
+        run.batches_done, run.batches_failed = batches["done"], batches["failed"]
+        settled = run.batches_done + run.batches_failed
+        if run.status == BillingRun.Status.RUNNING and settled == run.batches_total:
+            run.status, run.finished_at = BillingRun.Status.DONE, timezone.now()
+        run.save()

@@ -1,0 +1,116 @@
+"""Pattern 4: batch billing. One run per date, keyset batches, one invoice per subscription period,
+exact counters, and re-runs or a killed worker never bill anybody twice."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from notifications.models import Reminder
+from subscriptions import jobs
+from subscriptions.models import BillingRun, Subscription
+from subscriptions.services import add_month
+from tests.conftest import STANDARD_WORKER, TEST_VAR
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.e2e
+
+BILLING_DATE = datetime.date(2026, 12, 1)
+
+
+def make_due_subscriptions(plan, count: int, declining_every: int = 20) -> list[Subscription]:
+    start = BILLING_DATE - datetime.timedelta(days=30)
+    return Subscription.objects.bulk_create(
+        Subscription(
+            request_key=f"bulk-{n}",
+            email=f"customer{n}@example.com",
+            plan=plan,
+            payment_method="pm_card_chargeDeclined" if n % declining_every == 0 else "pm_card_visa",
+            status=Subscription.Status.ACTIVE,
+            step=Subscription.Step.DONE,
+            current_period_start=start,
+            current_period_end=BILLING_DATE,
+        )
+        for n in range(1, count + 1)
+    )
+
+
+def wait_for_run(stack, timeout: float = 180) -> BillingRun:
+    run = wait_for(lambda: BillingRun.objects.filter(billing_date=BILLING_DATE).first(), 30, stack.logs)
+    return wait_for(
+        lambda: BillingRun.objects.filter(pk=run.pk, status="done").first(),
+        timeout,
+        lambda: f"{BillingRun.objects.filter(pk=run.pk).values().first()}\n{stack.logs()}",
+    )
+
+
+def charges(sandbox) -> list[dict]:
+    return [pi for pi in sandbox.payment_intents() if "subscription_id" in pi["metadata"]]
+
+
+def test_billing_1000_subscriptions_once_with_exact_counters(client, workers, plans, settings):
+    workers.add_worker("second-worker")
+    plan = plans[1]
+    make_due_subscriptions(plan, 1000)
+    call_command("bill_due", date=BILLING_DATE.isoformat())
+    run = wait_for_run(workers)
+
+    assert (run.batches_total, run.batches_done, run.batches_failed) == (10, 10, 0)
+    assert (run.subscriptions_billed, run.subscriptions_failed) == (950, 50)
+    assert run.amount_billed == 950 * plan.price
+    succeeded = [pi for pi in charges(workers.sandbox) if pi["status"] == "succeeded"]
+    assert len(succeeded) == len({pi["metadata"]["subscription_id"] for pi in succeeded}) == 950
+    assert (
+        Subscription.objects.filter(status="active", current_period_end=add_month(BILLING_DATE)).count()
+        == 950
+    )
+    past_due = Subscription.objects.filter(status="past_due")
+    assert past_due.count() == 50
+    assert Reminder.objects.filter(status="pending").count() == 150  # three each, as rows, not countdowns
+
+    # The same date again (command, beat, a re-delivered batch): nothing changes.
+    call_command("bill_due", date=BILLING_DATE.isoformat())
+    jobs.start_billing_run.delay(BILLING_DATE.isoformat())
+    for batch in run.batches.all():
+        jobs.bill_batch.delay(batch.pk)
+    wait_for(lambda: not workers_busy(), 60, workers.logs)
+    assert BillingRun.objects.count() == 1
+    assert len(charges(workers.sandbox)) == 1000
+    run.refresh_from_db()
+    assert (run.subscriptions_billed, run.subscriptions_failed, run.batches_done) == (950, 50, 10)
+
+
+def workers_busy() -> bool:
+    from jobkit.models import JobRun
+
+    return JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists()
+
+
+def test_worker_killed_mid_batch_finishes_without_double_charges(client, workers, plans, settings):
+    settings.BILLING_BATCH_SIZE = 50
+    [standard] = workers.workers
+    workers.stop_worker(standard)
+    marker = TEST_VAR / "mid-batch.marker"
+    marker.unlink(missing_ok=True)
+    doomed = workers.add_worker(
+        "crashing-worker", SHOP_CRASH_AT="mid_billing_batch", SHOP_CRASH_MARKER=str(marker)
+    )
+    make_due_subscriptions(plans[0], 200, declining_every=1000)
+    call_command("bill_due", date=BILLING_DATE.isoformat())
+    wait_for(lambda: not doomed.alive(), 60, workers.logs)
+    assert 1 <= len(charges(workers.sandbox)) < 200  # killed part-way
+
+    workers.stop_worker(doomed)
+    workers.add_worker(STANDARD_WORKER)
+    run = wait_for_run(workers)
+    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (200, 4, 4)
+    succeeded = [pi for pi in charges(workers.sandbox) if pi["status"] == "succeeded"]
+    assert len(succeeded) == len({pi["metadata"]["subscription_id"] for pi in succeeded}) == 200
+
+
+def test_bill_due_refuses_a_malformed_date(db):
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("bill_due", date="01/12/2026")
+    assert not BillingRun.objects.exists()

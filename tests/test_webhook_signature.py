@@ -1,0 +1,133 @@
+"""The Stripe webhook endpoint's gate: nothing is stored unless Stripe signed this very body, recently.
+
+Signatures are built here the way Stripe builds them, not with the SDK the endpoint verifies with, so a
+mistake in how the endpoint calls the SDK cannot cancel out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+import stripe
+
+from billing.models import StripeEvent
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "whsec_signature_tests_0123456789"
+URL = "/webhooks/stripe"
+
+
+@pytest.fixture(autouse=True)
+def webhook_secret(settings) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+def stripe_signature(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<payload>" keyed with the endpoint secret>`."""
+    t = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def event(event_id: str = "evt_1SigTest0001", event_type: str = "customer.created") -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "data": {"object": {"id": "cus_1SigTest0001", "object": "customer", "email": "ada@example.com"}},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def post(client, body: bytes, signature: str | None):
+    headers = {} if signature is None else {"Stripe-Signature": signature}
+    return client.post(URL, data=body, content_type="application/json", headers=headers)
+
+
+BODY = json.dumps(event()).encode()
+STALE = int(time.time()) - stripe.Webhook.DEFAULT_TOLERANCE - 60
+
+
+@pytest.mark.parametrize(
+    ("body", "signature", "field", "problem"),
+    [
+        pytest.param(BODY, None, "Stripe-Signature", "missing", id="missing-header"),
+        pytest.param(BODY, "sha256=deadbeef", "Stripe-Signature", "unable to extract", id="garbled-header"),
+        pytest.param(
+            BODY,
+            stripe_signature(BODY, secret="whsec_someone_else"),
+            "Stripe-Signature",
+            "no signatures found matching",
+            id="wrong-secret",
+        ),
+        pytest.param(
+            BODY.replace(b"ada@example.com", b"eve@example.com"),
+            stripe_signature(BODY),
+            "Stripe-Signature",
+            "no signatures found matching",
+            id="tampered-body",
+        ),
+        pytest.param(
+            BODY,
+            stripe_signature(BODY, timestamp=STALE),
+            "Stripe-Signature",
+            "tolerance",
+            id="stale-timestamp",
+        ),
+        pytest.param(b"not json {", stripe_signature(b"not json {"), "body", "not json", id="not-json"),
+        pytest.param(b"\xff\xfe{}", stripe_signature(b"\xff\xfe{}"), "body", "not utf-8", id="not-utf8"),
+        pytest.param(b"[]", stripe_signature(b"[]"), "body", "not a stripe event", id="json-array"),
+        pytest.param(
+            json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode(),
+            stripe_signature(json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode()),
+            "body",
+            "not a stripe event",
+            id="event-without-data",
+        ),
+    ],
+)
+def test_rejected_with_400_naming_the_problem_and_nothing_stored(client, body, signature, field, problem):
+    response = post(client, body, signature)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert list(errors) == [field]
+    assert problem in errors[field][0].lower()
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_signed_event_is_stored_once_and_a_redelivery_is_a_duplicate(client):
+    first = post(client, BODY, stripe_signature(BODY))
+    assert first.status_code == 200
+    assert first.json() == {"received": True}
+    [stored] = StripeEvent.objects.all()
+    assert (stored.event_id, stored.type) == ("evt_1SigTest0001", "customer.created")
+    assert stored.payload == json.loads(BODY)
+    assert stored.processed_at is not None
+
+    # Stripe signs each delivery attempt afresh: a later timestamp, the same event id.
+    again = post(client, BODY, stripe_signature(BODY, timestamp=int(time.time()) + 1))
+    assert again.status_code == 200
+    assert again.json() == {"received": True, "duplicate": True}
+    assert StripeEvent.objects.get() == stored
+    assert StripeEvent.objects.get().processed_at == stored.processed_at
+
+
+def test_a_handled_event_for_a_payment_the_shop_never_made_is_stored_and_ignored(client):
+    body = json.dumps(
+        event(event_id="evt_1SigTest0002", event_type="payment_intent.succeeded")
+        | {"data": {"object": {"id": "pi_1Unknown", "object": "payment_intent", "status": "succeeded"}}}
+    ).encode()
+    response = post(client, body, stripe_signature(body))
+    assert response.status_code == 200
+    assert response.json() == {"received": True}
+    assert StripeEvent.objects.get().processed_at is not None
