@@ -77,6 +77,7 @@ class JobExecution(models.Model):
 
     key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    result = models.JSONField(default=dict, blank=True, help_text="what the one run did")
 
     def __str__(self) -> str:
         return self.key

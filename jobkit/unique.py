@@ -7,8 +7,8 @@ from django.db import IntegrityError, connection, transaction
 from jobkit.models import JobExecution
 
 
-def claim_once(key: str) -> bool:
-    """True for the first caller with this key, False for every later one.
+def claim_once(key: str) -> JobExecution | None:
+    """The claim (truthy) for the first caller with this key, None for every later one.
 
     Call it inside the transaction that writes the job's effects: the claim commits with them, or
     rolls back with them, so a crash never leaves a claimed key with no work done.
@@ -17,7 +17,6 @@ def claim_once(key: str) -> bool:
         raise RuntimeError("claim_once must run inside transaction.atomic() with the job's own writes")
     try:
         with transaction.atomic():  # a savepoint: a duplicate key rolls back only the claim
-            JobExecution.objects.create(key=key)
+            return JobExecution.objects.create(key=key)
     except IntegrityError:
-        return False
-    return True
+        return None

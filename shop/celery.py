@@ -26,6 +26,7 @@ ROUTES = {
     "orders.send_order_confirmation": "mailers",
     "orders.request_shipment": "external",
     "orders.sweep_stuck_orders": "maintenance",
+    "shop.daily_maintenance": "maintenance",
     "notifications.send_due_reminders": "maintenance",
     "subscriptions.charge_signup": "billing",
     "subscriptions.register_delivery": "external",

@@ -22,6 +22,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "notifications.send_due_reminders",
         "schedule": float(os.environ.get("REMINDER_INTERVAL_SECONDS", 60)),
     },
+    # Daily pruning, guarded by a unique key per day: a second beat or a re-run does nothing.
+    "daily-maintenance": {
+        "task": "shop.daily_maintenance",
+        "schedule": crontab(hour=3, minute=30),
+    },
     # Daily batch billing; one BillingRun per date, so a second beat joins the same run.
     "bill-due-subscriptions": {
         "task": "subscriptions.start_billing_run",

@@ -185,6 +185,10 @@ REMINDER_OFFSETS_SECONDS = [
     int(part) for part in os.environ.get("REMINDER_OFFSETS_SECONDS", "86400,172800,259200").split(",")
 ]
 REMINDER_INTERVAL_SECONDS = env_float("REMINDER_INTERVAL_SECONDS", 60)
+# Daily maintenance keeps finished job timelines and used unique keys this long, API idempotency
+# records this long (as Stripe keeps its keys: a day).
+JOB_TIMELINE_RETENTION_DAYS = env_int("JOB_TIMELINE_RETENTION_DAYS", 30)
+IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 24)
 # Batch billing: due subscriptions per batch job (a keyset page).
 BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 100)
 # A job whose service's circuit breaker is open is deferred (retries untouched) for at most this long.

@@ -11,10 +11,10 @@ from jobkit.unique import claim_once
 
 def test_only_the_first_claim_of_a_key_wins(transactional_db):
     with transaction.atomic():
-        assert claim_once("daily:2026-11-27") is True
+        assert claim_once("daily:2026-11-27") is not None
     with transaction.atomic():
-        assert claim_once("daily:2026-11-27") is False
-        assert claim_once("daily:2026-11-28") is True
+        assert claim_once("daily:2026-11-27") is None
+        assert claim_once("daily:2026-11-28") is not None
     assert sorted(JobExecution.objects.values_list("key", flat=True)) == [
         "daily:2026-11-27",
         "daily:2026-11-28",
@@ -26,7 +26,7 @@ def test_a_claim_rolls_back_with_the_work_it_guarded(transactional_db):
         assert claim_once("billing:run-7")
         _ = 1 / 0  # the job's work fails after claiming
     with transaction.atomic():
-        assert claim_once("billing:run-7") is True  # the key is free again: the work was never done
+        assert claim_once("billing:run-7") is not None  # the key is free again: the work was never done
 
 
 def test_claiming_outside_a_transaction_is_refused(transactional_db):

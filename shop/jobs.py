@@ -1,0 +1,14 @@
+"""Project-wide periodic jobs."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from jobkit.tasks import ShopTask
+from shop import maintenance
+from shop.celery import app
+
+
+@app.task(base=ShopTask, name="shop.daily_maintenance", subject_kind="maintenance")
+def daily_maintenance() -> dict[str, int] | None:
+    return maintenance.run_daily(timezone.localdate())
