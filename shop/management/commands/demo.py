@@ -67,9 +67,16 @@ class Command(BaseCommand):
                 backing.append(redis_child)
             sandbox_port = processes.port_or_free(settings.SANDBOX_PORT)
             smtp_port = processes.port_or_free(settings.SANDBOX_SMTP_PORT)
-            sandbox_state = VAR_DIR / "sandbox.sqlite3"
-            backing.append(processes.start_sandbox(log_dir, sandbox_state, sandbox_port, smtp_port))
             web_url = f"http://{processes.HOST}:{port}"
+            sandbox = processes.start_sandbox(
+                log_dir,
+                VAR_DIR / "sandbox.sqlite3",
+                sandbox_port,
+                smtp_port,
+                webhook_url=f"{web_url}/webhooks/stripe",  # signed events back to the shop
+                webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
+            )
+            backing.append(sandbox)
             write_runtime(
                 {
                     "pid": os.getpid(),
