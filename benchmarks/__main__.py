@@ -1,26 +1,44 @@
-"""python -m benchmarks [--requests N]: run every benchmark against a fresh stack and print ratios."""
+"""python -m benchmarks [--only checkout,pipeline,billing]: each against a baseline from the same run."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 
 from benchmarks.stack import BENCH_DIR, bench_stack  # first: points Django at the benchmark database
 
 
 def main() -> None:
-    from benchmarks import checkout, pipeline
+    from benchmarks import batch_billing, checkout, pipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default="checkout,pipeline,billing", help="comma-separated benchmarks")
     parser.add_argument("--requests", type=int, default=500, help="checkout requests per side")
     parser.add_argument("--orders", type=int, default=60, help="orders pushed through the pipeline")
+    parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")
+    parser.add_argument("--raw-charges", type=int, default=5000, help="raw SDK charges for the baseline")
     args = parser.parse_args()
+    chosen = set(args.only.split(","))
     results: dict[str, object] = {}
-    with bench_stack() as stack:
-        results["checkout"] = result = checkout.run(stack, requests=args.requests)
-        print(checkout.report(result), flush=True)
-        results["pipeline"] = result = pipeline.run(stack, orders=args.orders)
-        print("\n" + pipeline.report(result), flush=True)
+    if chosen & {"checkout", "pipeline"}:
+        with bench_stack() as stack:
+            if "checkout" in chosen:
+                results["checkout"] = result = checkout.run(stack, requests=args.requests)
+                print(checkout.report(result), flush=True)
+            if "pipeline" in chosen:
+                results["pipeline"] = result = pipeline.run(stack, orders=args.orders)
+                print("\n" + pipeline.report(result), flush=True)
+    if "billing" in chosen:
+        billing: list[dict[str, float]] = []
+        with bench_stack() as stack:
+            for n, size in enumerate(int(s) for s in args.billing_sizes.split(",")):
+                stack.restart_worker()  # a fresh worker per size, so its peak RSS is this size's alone
+                billing.append(batch_billing.run_size(stack, size, datetime.date(2030, 1, 1 + n)))
+                print(f"  billed {size}: {billing[-1]['billed_per_s']:.1f}/s", flush=True)
+            raw = batch_billing.raw_charge_rate(stack, args.raw_charges)
+        results["billing"] = {"sizes": billing, "raw_charges_per_s": raw}
+        print("\n" + batch_billing.report(billing, raw), flush=True)
     (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\nresults saved to {BENCH_DIR / 'results.json'}")
 

@@ -36,6 +36,12 @@ class BenchStack:
     sandbox: SandboxControl
     env: dict[str, str]
     log_dir: Path
+    worker: processes.Child
+
+    def restart_worker(self) -> None:
+        self.worker.stop()
+        self.worker.start()
+        processes.wait_until(lambda: "ready." in self.worker.output_tail(), 60, "the worker", self.worker)
 
 
 @contextlib.contextmanager
@@ -51,21 +57,19 @@ def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
             children.append(redis_child)
         http_port, smtp_port, web_port = processes.free_port(), processes.free_port(), processes.free_port()
         children.append(processes.start_sandbox(log_dir, BENCH_DIR / "sandbox.sqlite3", http_port, smtp_port))
-        env = processes.base_env(
-            REDIS_URL=redis_url,
-            SANDBOX_PORT=str(http_port),
-            SANDBOX_SMTP_PORT=str(smtp_port),
-            SHOP_BENCHMARK_ENDPOINTS="1",
-        )
-        env.pop("STRIPE_SECRET_KEY", None)
-        children.append(processes.start_worker(log_dir, env, concurrency=worker_concurrency))
+        restore_settings = processes.use_services(redis_url, http_port, smtp_port)
+        env = processes.service_env(redis_url, http_port, smtp_port, SHOP_BENCHMARK_ENDPOINTS="1")
+        worker = processes.start_worker(log_dir, env, concurrency=worker_concurrency)
+        children.append(worker)
         children.append(processes.start_web(log_dir, env, web_port))
         yield BenchStack(
             web_url=f"http://{processes.HOST}:{web_port}",
             sandbox=SandboxControl(f"http://{processes.HOST}:{http_port}"),
             env=env,
             log_dir=log_dir,
+            worker=worker,
         )
+        restore_settings()
     finally:
         for child in reversed(children):
             child.stop()

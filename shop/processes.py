@@ -71,6 +71,7 @@ class Child:
 
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.tail.clear()  # a restarted child is judged by its own output
         self.popen = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -248,3 +249,41 @@ def http_ok(url: str) -> bool:
 
     with urllib.request.urlopen(url, timeout=2) as response:
         return response.status == 200
+
+
+def use_services(redis_url: str, sandbox_port: int, smtp_port: int, **extra: object) -> Callable[[], None]:
+    """Point this process's settings and Celery producer at the given broker and sandbox.
+
+    For harnesses that start the services after Django has loaded its settings (tests, benchmarks).
+    Returns the function that restores the previous settings.
+    """
+    from django.test import override_settings
+
+    from shop.celery import app
+
+    sandbox_url = f"http://{HOST}:{sandbox_port}"
+    override = override_settings(
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        SANDBOX_URL=sandbox_url,
+        STRIPE_API_BASE=sandbox_url,
+        CARRIER_API_BASE=f"{sandbox_url}/carrier/v1",
+        EMAIL_PORT=smtp_port,
+        **extra,
+    )
+    override.enable()
+    app.conf.broker_url = redis_url
+    return override.disable
+
+
+def service_env(redis_url: str, sandbox_port: int, smtp_port: int, **extra: str) -> dict[str, str]:
+    """The environment that points a child process at the same broker and sandbox."""
+    env = base_env(
+        REDIS_URL=redis_url,
+        SANDBOX_PORT=str(sandbox_port),
+        SANDBOX_SMTP_PORT=str(smtp_port),
+        STRIPE_API_BASE=f"http://{HOST}:{sandbox_port}",
+        **extra,
+    )
+    env.pop("STRIPE_SECRET_KEY", None)  # harnesses always talk to the sandbox
+    return env

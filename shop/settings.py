@@ -260,5 +260,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},  # WeasyPrint's font subsetting logs every table at INFO
         "weasyprint": {"level": "WARNING"},  # and WeasyPrint every rendering step
+        "stripe": {"level": "WARNING"},  # the SDK logs two INFO lines per API call
     },
 }

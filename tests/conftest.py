@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
-from django.test import override_settings
 
 from jobkit.breaker import SERVICES, breaker_for
 from orders.models import Order
 from sandbox.testing import SandboxControl
 from shop import processes
-from shop.celery import app as celery_app
 from shop.factories import ProductFactory, seed_plans
 from shop.runtime import VAR_DIR, pid_alive
 from tests.harness import Stack, database_url, wait_for
@@ -69,24 +67,14 @@ def stack(
     """Broker + sandbox + one Celery worker process on all queues, wired to the test database."""
     ports = json.loads((log_dir / "sandbox.ready.json").read_text())
     sandbox_url = f"http://{processes.HOST}:{ports['http_port']}"
-    overrides = {
-        "REDIS_URL": broker_url,
-        "CELERY_BROKER_URL": broker_url,
-        "SANDBOX_URL": sandbox_url,
-        "STRIPE_API_BASE": sandbox_url,
-        "CARRIER_API_BASE": f"{sandbox_url}/carrier/v1",
-        "EMAIL_PORT": ports["smtp_port"],
-        "REMINDER_OFFSETS_SECONDS": REMINDER_OFFSETS,
-    }
-    settings_override = override_settings(**overrides)
-    settings_override.enable()
-    celery_app.conf.broker_url = broker_url
-    env = processes.base_env(
+    restore_settings = processes.use_services(
+        broker_url, ports["http_port"], ports["smtp_port"], REMINDER_OFFSETS_SECONDS=REMINDER_OFFSETS
+    )
+    env = processes.service_env(
+        broker_url,
+        ports["http_port"],
+        ports["smtp_port"],
         DATABASE_URL=database_url(connection.settings_dict),
-        REDIS_URL=broker_url,
-        SANDBOX_PORT=str(ports["http_port"]),
-        SANDBOX_SMTP_PORT=str(ports["smtp_port"]),
-        STRIPE_API_BASE=sandbox_url,
         # A message held by a worker that died whole comes back after this many seconds.
         CELERY_VISIBILITY_TIMEOUT="10",
         CELERY_UNACKED_RESTORE_INTERVAL="1",
@@ -104,13 +92,12 @@ def stack(
         REMINDER_OFFSETS_SECONDS=",".join(str(s) for s in REMINDER_OFFSETS),
         REMINDER_INTERVAL_SECONDS="0.5",
     )
-    env.pop("STRIPE_SECRET_KEY", None)  # the suite always runs against the sandbox
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
     stack.add_worker(STANDARD_WORKER)
     yield stack
     for worker in stack.workers:
         worker.stop()
-    settings_override.disable()
+    restore_settings()
 
 
 @pytest.fixture
