@@ -45,3 +45,38 @@ def test_plans_api_lists_the_plans(client, plans):
 def test_unknown_subscription_is_not_found(client, db):
     assert client.get("/api/subscriptions/nope").status_code == 404
     assert client.get("/subscriptions/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+def test_double_submitted_subscribe_form_makes_one_subscription(client, plans):
+    form = {
+        "email": "ada@example.com",
+        "plan": "tea-monthly",
+        "payment_method": "pm_card_visa",
+        "request_key": "k1",
+    }
+    first, second = client.post("/subscribe/", form), client.post("/subscribe/", form)
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"]
+    assert Subscription.objects.count() == 1 and Invoice.objects.count() == 1
+
+
+def test_subscribe_form_with_unknown_plan_writes_nothing(client, plans):
+    form = {"email": "ada@example.com", "plan": "nope", "payment_method": "pm_card_visa", "request_key": "k2"}
+    response = client.post("/subscribe/", form)
+    assert response.status_code == 400 and b"Unknown plan" in response.content
+    assert not Subscription.objects.exists()
+
+
+def test_only_an_active_subscription_can_be_cancelled(client, plans):
+    form = {
+        "email": "ada@example.com",
+        "plan": "tea-monthly",
+        "payment_method": "pm_card_visa",
+        "request_key": "k3",
+    }
+    page = client.post("/subscribe/", form)["Location"]
+    refused = client.post(page, follow=True)  # still pending: the sign-up has not finished
+    assert b"Only an active subscription can be cancelled" in refused.content
+    Subscription.objects.update(status=Subscription.Status.ACTIVE)
+    client.post(page)
+    assert Subscription.objects.get().cancel_at_period_end is True
