@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from subscriptions import renewals
 from subscriptions.models import BillingBatch, BillingRun, Subscription
 
 
@@ -30,3 +33,9 @@ class BillingRunAdmin(admin.ModelAdmin):
     )
     readonly_fields = [f.name for f in BillingRun._meta.fields]
     inlines = [BillingBatchInline]
+    actions = ["retry_failed_batches"]
+
+    @admin.action(description="Retry the failed batches (each alone)")
+    def retry_failed_batches(self, request: HttpRequest, queryset: QuerySet[BillingRun]) -> None:
+        count = sum(renewals.retry_failed_batches(run.pk) for run in queryset)
+        self.message_user(request, f"Re-enqueued {count} failed batch(es).", messages.SUCCESS)
