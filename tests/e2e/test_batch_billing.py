@@ -8,8 +8,9 @@ import datetime
 import pytest
 from django.core.management import CommandError, call_command
 
+from jobkit.models import JobRun
 from notifications.models import Reminder
-from subscriptions import jobs
+from subscriptions import jobs, renewals
 from subscriptions.models import BillingRun, Subscription
 from subscriptions.services import add_month
 from tests.conftest import STANDARD_WORKER, TEST_VAR
@@ -83,8 +84,6 @@ def test_billing_1000_subscriptions_once_with_exact_counters(client, workers, pl
 
 
 def workers_busy() -> bool:
-    from jobkit.models import JobRun
-
     return JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists()
 
 
@@ -114,3 +113,23 @@ def test_bill_due_refuses_a_malformed_date(db):
     with pytest.raises(CommandError, match="YYYY-MM-DD"):
         call_command("bill_due", date="01/12/2026")
     assert not BillingRun.objects.exists()
+
+
+def test_a_failed_batch_is_retried_alone(client, e2e, plans):
+    subs = make_due_subscriptions(plans[0], 20, declining_every=1000)
+    run = BillingRun.objects.create(
+        billing_date=BILLING_DATE, status="running", batch_size=10, batches_total=2
+    )
+    done = run.batches.create(number=1, after_id=0, last_id=subs[9].pk, status="done")
+    failed = run.batches.create(number=2, after_id=subs[9].pk, last_id=subs[-1].pk, status="failed")
+    assert renewals.retry_failed_batches(run.pk) == 1
+    run = wait_for_run(e2e)
+    assert (run.batches_done, run.batches_failed, run.subscriptions_billed) == (
+        2,
+        0,
+        10,
+    )  # batch 2's ten only
+    billed = {pi["metadata"]["subscription_id"] for pi in charges(e2e.sandbox)}
+    assert billed == {str(s.public_id) for s in subs[10:]}
+    assert JobRun.objects.filter(name="subscriptions.bill_batch", args=[failed.pk]).count() == 1
+    assert not JobRun.objects.filter(name="subscriptions.bill_batch", args=[done.pk]).exists()
