@@ -152,14 +152,16 @@ def refund_payment(attempt_id: int) -> Refund:
         if attempt.status != PaymentAttempt.Status.SUCCEEDED:
             raise PermanentError(f"attempt {attempt.public_id} has no payment to refund ({attempt.status})")
         refund, _ = Refund.objects.get_or_create(attempt=attempt, defaults={"amount": attempt.amount})
-    if refund.status == Refund.Status.SUCCEEDED:
+    if refund.status == Refund.Status.SUCCEEDED and refund.gateway_reference:
         return refund
+    # Also when a charge.refunded webhook marked it done first: the same key replays the gateway's
+    # refund, and its id is filled in.
     gateway_refund = gateway.refund(
         payment_intent_id=attempt.gateway_reference,
         amount_minor=attempt.amount_minor,
         idempotency_key=refund.idempotency_key,
     )
-    Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+    Refund.objects.filter(pk=refund.pk, gateway_reference="").update(
         status=Refund.Status.SUCCEEDED, gateway_reference=gateway_refund, completed_at=timezone.now()
     )
     refund.refresh_from_db()

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import stripe
 
-from billing.models import StripeEvent
+from billing.models import PaymentAttempt, StripeEvent
+from orders.models import Product
+from orders.services import CartLine, write_order
 
 pytestmark = pytest.mark.django_db
 
@@ -55,49 +57,44 @@ def post(client, body: bytes, signature: str | None):
 
 
 BODY = json.dumps(event()).encode()
-STALE = int(time.time()) - stripe.Webhook.DEFAULT_TOLERANCE - 60
+NOT_AN_EVENT = json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode()
 
 
+def stale_signature(payload: bytes) -> str:
+    return stripe_signature(payload, timestamp=int(time.time()) - stripe.Webhook.DEFAULT_TOLERANCE - 60)
+
+
+# Each case signs at run time (`sign(body)`), so a long suite run cannot turn a valid signature stale.
 @pytest.mark.parametrize(
-    ("body", "signature", "field", "problem"),
+    ("body", "sign", "field", "problem"),
     [
-        pytest.param(BODY, None, "Stripe-Signature", "missing", id="missing-header"),
-        pytest.param(BODY, "sha256=deadbeef", "Stripe-Signature", "unable to extract", id="garbled-header"),
+        pytest.param(BODY, lambda body: None, "Stripe-Signature", "missing", id="missing-header"),
+        pytest.param(
+            BODY, lambda body: "sha256=deadbeef", "Stripe-Signature", "unable to extract", id="garbled-header"
+        ),
         pytest.param(
             BODY,
-            stripe_signature(BODY, secret="whsec_someone_else"),
+            lambda body: stripe_signature(body, secret="whsec_someone_else"),
             "Stripe-Signature",
             "no signatures found matching",
             id="wrong-secret",
         ),
         pytest.param(
             BODY.replace(b"ada@example.com", b"eve@example.com"),
-            stripe_signature(BODY),
+            lambda body: stripe_signature(BODY),
             "Stripe-Signature",
             "no signatures found matching",
             id="tampered-body",
         ),
-        pytest.param(
-            BODY,
-            stripe_signature(BODY, timestamp=STALE),
-            "Stripe-Signature",
-            "tolerance",
-            id="stale-timestamp",
-        ),
-        pytest.param(b"not json {", stripe_signature(b"not json {"), "body", "not json", id="not-json"),
-        pytest.param(b"\xff\xfe{}", stripe_signature(b"\xff\xfe{}"), "body", "not utf-8", id="not-utf8"),
-        pytest.param(b"[]", stripe_signature(b"[]"), "body", "not a stripe event", id="json-array"),
-        pytest.param(
-            json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode(),
-            stripe_signature(json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode()),
-            "body",
-            "not a stripe event",
-            id="event-without-data",
-        ),
+        pytest.param(BODY, stale_signature, "Stripe-Signature", "tolerance", id="stale-timestamp"),
+        pytest.param(b"not json {", stripe_signature, "body", "not json", id="not-json"),
+        pytest.param(b"\xff\xfe{}", stripe_signature, "body", "not utf-8", id="not-utf8"),
+        pytest.param(b"[]", stripe_signature, "body", "not a stripe event", id="json-array"),
+        pytest.param(NOT_AN_EVENT, stripe_signature, "body", "not a stripe event", id="event-without-data"),
     ],
 )
-def test_rejected_with_400_naming_the_problem_and_nothing_stored(client, body, signature, field, problem):
-    response = post(client, body, signature)
+def test_rejected_with_400_naming_the_problem_and_nothing_stored(client, body, sign, field, problem):
+    response = post(client, body, sign(body))
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert list(errors) == [field]
@@ -122,12 +119,32 @@ def test_a_signed_event_is_stored_once_and_a_redelivery_is_a_duplicate(client):
     assert StripeEvent.objects.get().processed_at == stored.processed_at
 
 
-def test_a_handled_event_for_a_payment_the_shop_never_made_is_stored_and_ignored(client):
-    body = json.dumps(
-        event(event_id="evt_1SigTest0002", event_type="payment_intent.succeeded")
-        | {"data": {"object": {"id": "pi_1Unknown", "object": "payment_intent", "status": "succeeded"}}}
-    ).encode()
-    response = post(client, body, stripe_signature(body))
-    assert response.status_code == 200
-    assert response.json() == {"received": True}
-    assert StripeEvent.objects.get().processed_at is not None
+def test_a_payment_event_the_shop_cannot_match_is_stored_and_changes_nothing(client, catalogue):
+    order = write_order(
+        email="ada@example.com",
+        lines=[CartLine(Product.objects.get(sku="TEA-EARL"), 1)],
+        payment_method="pm_card_visa",
+    )
+    pending = PaymentAttempt.objects.create(
+        invoice=order.invoice, amount=order.total, currency=order.currency, payment_method="pm_card_visa"
+    )
+    # Succeeded intents the shop did not make: one without the shop's metadata, one for another invoice.
+    for n, metadata in enumerate([{}, {"invoice_number": "INV-1999-0000001"}]):
+        intent = {
+            "id": f"pi_1Foreign{n}",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "metadata": metadata,
+        }
+        body = json.dumps(
+            event(event_id=f"evt_1Foreign{n}", event_type="payment_intent.succeeded")
+            | {"data": {"object": intent}}
+        ).encode()
+        response = post(client, body, stripe_signature(body))
+        assert response.status_code == 200
+        assert response.json() == {"received": True}
+    assert StripeEvent.objects.filter(processed_at__isnull=False).count() == 2
+    pending.refresh_from_db()
+    assert (pending.status, pending.gateway_reference) == ("pending", "")
+    order.refresh_from_db()
+    assert order.status == "placed"

@@ -226,20 +226,26 @@ def test_the_webhook_records_the_payment_when_the_charging_worker_died(
     workers.stop_worker(standard)
     marker = TEST_VAR / "webhook-first-crash.marker"
     marker.unlink(missing_ok=True)
-    # The only worker on the billing queue kills itself right after the gateway charged, before recording.
-    doomed = workers.add_worker(
-        "charge-crasher", wait=False, SHOP_CRASH_AT="after_gateway_charge", SHOP_CRASH_MARKER=str(marker)
+    # The only worker on the billing queue kills itself right after the gateway charged, before recording;
+    # it takes nothing else, so the one message it dies holding is the charge (a message a worker has
+    # popped but not yet registered as unacknowledged is lost when it is killed: that is the sweeper's job).
+    doomed = processes.start_worker(
+        workers.log_dir,
+        {**workers.env, "SHOP_CRASH_AT": "after_gateway_charge", "SHOP_CRASH_MARKER": str(marker)},
+        name="charge-crasher",
+        queues=("billing",),
+        wait=False,
     )
-    # The follow-ups get a worker of their own, so the order can finish with no billing worker alive.
-    follow_ups = processes.start_worker(
+    # Every other queue has a worker of its own, so the order can finish with no billing worker alive.
+    others = processes.start_worker(
         workers.log_dir,
         workers.env,
-        name="follow-ups-worker",
+        name="no-billing-worker",
         queues=tuple(q for q in QUEUES if q != "billing"),
         wait=False,
     )
-    workers.workers.append(follow_ups)  # the `workers` fixture stops it afterwards
-    wait_for(lambda: all("ready." in w.output_tail() for w in (doomed, follow_ups)), 60, workers.logs)
+    workers.workers += [doomed, others]  # the `workers` fixture stops them afterwards
+    wait_for(lambda: all("ready." in w.output_tail() for w in (doomed, others)), 60, workers.logs)
 
     order_id = place(client, "ada@example.com")
     wait_for(lambda: not doomed.alive(), 30, workers.logs)
