@@ -44,6 +44,8 @@ class Invoice(models.Model):
                 name="one_invoice_per_subscription_period",
             ),
         ]
+        # A billing batch counts its invoices by (run, subscription id range).
+        indexes = [models.Index(fields=["billing_run", "subscription"], name="invoice_run_subscription")]
 
     def __str__(self) -> str:
         return f"{self.number} ({self.status})"

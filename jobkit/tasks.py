@@ -142,4 +142,7 @@ class ShopTask(Task):
             last_error=describe_error(exc),
         )
         if self.on_dead:
-            import_string(self.on_dead)(*args)
+            try:
+                import_string(self.on_dead)(*args)
+            except Exception:
+                logger.exception("on_dead of %s[%s] failed", self.name, task_id)

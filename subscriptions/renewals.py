@@ -6,7 +6,7 @@ pagination (id > last id, a page at a time), so memory stays flat however many t
 each page as a BillingBatch: an id range billed by one job. Each subscription's period has one invoice
 (unique per subscription and period) charged through the idempotent charge service, so re-running a
 batch or a whole run bills nobody twice. Counters are recomputed from the invoices, never incremented,
-so they stay exact when a batch is retried.
+so they stay exact when a batch is retried: each batch counts its own id range, the run sums its batches.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def bill_batch(batch_id: int) -> None:
     for subscription in members.select_related("plan").order_by("id").iterator(chunk_size=200):
         bill_subscription(subscription, run)
         crash_point("mid_billing_batch")  # test hook: the worker dies with the batch half billed
+    count_batch(batch)
     BillingBatch.objects.filter(pk=batch.pk).update(status=BillingBatch.Status.DONE)
     refresh_counters(run.pk)
 
@@ -96,6 +97,7 @@ def bill_subscription(subscription: Subscription, run: BillingRun) -> None:
 def mark_batch_failed(batch_id: int) -> None:
     """A batch that exhausted its retries: counted as failed; staff can retry it alone."""
     batch = BillingBatch.objects.get(pk=batch_id)
+    count_batch(batch)  # what it did bill before it died still counts
     BillingBatch.objects.filter(pk=batch.pk).exclude(status=BillingBatch.Status.DONE).update(
         status=BillingBatch.Status.FAILED
     )
@@ -118,22 +120,32 @@ def retry_failed_batches(run_id: int) -> int:
     return len(failed)
 
 
-def refresh_counters(run_id: int) -> None:
-    """Progress from the invoices and batches themselves: exact however often a batch ran."""
-    invoices = Invoice.objects.filter(billing_run_id=run_id)
-    paid = invoices.filter(status=Invoice.Status.PAID).aggregate(n=Count("id"), amount=Sum("amount"))
-    failed = (
-        invoices.filter(status=Invoice.Status.OPEN, attempts__status="failed").values("pk").distinct().count()
+def count_batch(batch: BillingBatch) -> None:
+    """The batch's counters from its own invoices: exact however often it ran, and O(batch size)."""
+    invoices = Invoice.objects.filter(
+        billing_run_id=batch.run_id, subscription_id__gt=batch.after_id, subscription_id__lte=batch.last_id
     )
-    batches = BillingBatch.objects.filter(run_id=run_id).aggregate(
-        done=Count("id", filter=Q(status=BillingBatch.Status.DONE)),
-        failed=Count("id", filter=Q(status=BillingBatch.Status.FAILED)),
+    paid = invoices.filter(status=Invoice.Status.PAID).aggregate(n=Count("id"), amount=Sum("amount"))
+    failed = invoices.filter(status=Invoice.Status.OPEN, attempts__status="failed").values("pk").distinct()
+    BillingBatch.objects.filter(pk=batch.pk).update(
+        billed=paid["n"], amount=paid["amount"] or 0, failed=failed.count()
+    )
+
+
+def refresh_counters(run_id: int) -> None:
+    """The run's progress: a sum over its batches (one row each), so it stays cheap at any size."""
+    totals = BillingBatch.objects.filter(run_id=run_id).aggregate(
+        batches_done=Count("id", filter=Q(status=BillingBatch.Status.DONE)),
+        batches_failed=Count("id", filter=Q(status=BillingBatch.Status.FAILED)),
+        billed=Sum("billed"),
+        failed_subscriptions=Sum("failed"),
+        amount=Sum("amount"),
     )
     with transaction.atomic():
         run = BillingRun.objects.select_for_update().get(pk=run_id)
-        run.subscriptions_billed, run.amount_billed = paid["n"], paid["amount"] or 0
-        run.subscriptions_failed = failed
-        run.batches_done, run.batches_failed = batches["done"], batches["failed"]
+        run.subscriptions_billed, run.amount_billed = totals["billed"] or 0, totals["amount"] or 0
+        run.subscriptions_failed = totals["failed_subscriptions"] or 0
+        run.batches_done, run.batches_failed = totals["batches_done"], totals["batches_failed"]
         settled = run.batches_done + run.batches_failed
         if run.status == BillingRun.Status.RUNNING and settled == run.batches_total:
             run.status, run.finished_at = BillingRun.Status.DONE, timezone.now()
