@@ -48,8 +48,8 @@ def charge_invoice(
 ) -> PaymentAttempt:
     """Collect an invoice once. `on_settled` runs in the transaction that records the outcome."""
     attempt = _open_attempt(invoice_id, payment_method)
-    if attempt.status != PaymentAttempt.Status.PENDING:
-        return attempt  # already settled by an earlier run
+    if attempt is None or attempt.status != PaymentAttempt.Status.PENDING:
+        return attempt  # already settled by an earlier run, or no longer wanted by the invoice's owner
     outcome = gateway.charge(
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,
@@ -62,7 +62,7 @@ def charge_invoice(
 
 
 @transaction.atomic
-def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt:
+def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     if invoice.status == Invoice.Status.PAID:
         return invoice.attempts.get(status=PaymentAttempt.Status.SUCCEEDED)
@@ -71,6 +71,10 @@ def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt:
     pending = invoice.attempts.filter(status=PaymentAttempt.Status.PENDING).first()
     if pending is not None:
         return pending  # a retry of the same attempt: same Idempotency-Key
+    if not owner_wants_payment(invoice):
+        # A duplicate job that arrives after an attempt was settled (a decline, say) must not open a new
+        # one: read under the invoice lock, which recording an outcome also takes.
+        return invoice.attempts.order_by("-created_at").first()
     return PaymentAttempt.objects.create(
         invoice=invoice, amount=invoice.amount, currency=invoice.currency, payment_method=payment_method
     )
@@ -111,6 +115,17 @@ def store_invoice_pdf(invoice_id: int) -> bool:
         default_storage.delete(name)
     stored = default_storage.save(name, ContentFile(pdf))
     return bool(Invoice.objects.filter(pk=invoice_id, pdf="").update(pdf=stored))
+
+
+def owner_wants_payment(invoice: Invoice) -> bool:
+    """Whether the invoice's owner is still waiting for this payment (it may have moved on)."""
+    if invoice.order_id:
+        from orders.services import order_wants_payment
+
+        return order_wants_payment(invoice.order_id)
+    from subscriptions.services import subscription_wants_payment
+
+    return subscription_wants_payment(invoice.subscription_id, invoice)
 
 
 def settle_callback_for(invoice: Invoice) -> SettledCallback:

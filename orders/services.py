@@ -126,6 +126,10 @@ def charge_order(order_id: str) -> None:
     billing.charge_invoice(order.invoice.pk, order.payment_method)
 
 
+def order_wants_payment(order_pk: int) -> bool:
+    return Order.objects.filter(pk=order_pk, status=Order.Status.PROCESSING).exists()
+
+
 def settle_order_payment(order_pk: int, attempt: PaymentAttempt) -> None:
     """Apply a recorded payment to its order (runs in the transaction that records it)."""
     order = Order.objects.select_for_update().get(pk=order_pk)

@@ -84,6 +84,14 @@ def charge_signup(subscription_id: str) -> None:
     billing.charge_invoice(invoice.pk, subscription.payment_method)
 
 
+def subscription_wants_payment(subscription_pk: int, invoice: Invoice) -> bool:
+    """The sign-up charge while at that step, or the renewal of the period that is due."""
+    subscription = Subscription.objects.get(pk=subscription_pk)
+    if subscription.status == Status.PENDING:
+        return subscription.step == Step.CHARGE and invoice.period_start == subscription.current_period_start
+    return subscription.status == Status.ACTIVE and invoice.period_start == subscription.current_period_end
+
+
 def settle_subscription_payment(subscription_pk: int, attempt: PaymentAttempt) -> None:
     """Apply a recorded payment to its subscription (runs in the transaction that records it)."""
     from subscriptions import jobs

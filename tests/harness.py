@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from sandbox.testing import SandboxControl
 from shop import processes
+from shop.celery import QUEUES
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -43,10 +44,26 @@ class Stack:
     workers: list[processes.Child] = field(default_factory=list)
     beats: list[processes.Child] = field(default_factory=list)
 
-    def add_worker(self, name: str, wait: bool = True, **env: str) -> processes.Child:
-        child = processes.start_worker(self.log_dir, {**self.env, **env}, name=name, wait=wait)
+    def add_worker(
+        self, name: str, wait: bool = True, queues: tuple[str, ...] = QUEUES, **env: str
+    ) -> processes.Child:
+        child = processes.start_worker(self.log_dir, {**self.env, **env}, name=name, queues=queues, wait=wait)
         self.workers.append(child)
         return child
+
+    def add_crashing_worker(
+        self,
+        crash_at: str,
+        name: str = "crashing-worker",
+        queues: tuple[str, ...] = QUEUES,
+        wait: bool = True,
+    ) -> tuple[processes.Child, Path]:
+        """A worker that SIGKILLs itself the first time it reaches crash point `crash_at` (jobkit/crash.py).
+        Returns it and the marker file that says it crashed."""
+        marker = self.log_dir / f"{name}.crashed"
+        marker.unlink(missing_ok=True)
+        child = self.add_worker(name, wait, queues, SHOP_CRASH_AT=crash_at, SHOP_CRASH_MARKER=str(marker))
+        return child, marker
 
     def stop_worker(self, child: processes.Child) -> None:
         child.stop()
@@ -66,6 +83,13 @@ class Stack:
     def logs(self) -> str:
         children = self.workers + self.beats
         return "\n".join(f"--- {c.name} (last lines) ---\n{c.output_tail()}" for c in children)
+
+
+def jobs_idle() -> bool:
+    """No job of the timeline is queued, running or waiting to retry."""
+    from jobkit.models import JobRun
+
+    return not JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists()
 
 
 def wait_for(check: Callable[[], Any], timeout: float, explain: Callable[[], str]) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from billing.models import Invoice, PaymentAttempt
 from orders import jobs
 from orders.models import Order
-from tests.conftest import STANDARD_WORKER, TEST_VAR
+from tests.conftest import STANDARD_WORKER
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -47,11 +47,7 @@ def test_connection_dropped_after_the_gateway_charged(client, e2e, catalogue, wa
 def test_worker_killed_after_the_charge_before_recording_it(client, workers, catalogue, wait_for_order):
     [standard] = workers.workers
     workers.stop_worker(standard)
-    marker = TEST_VAR / "crash-after-charge.marker"
-    marker.unlink(missing_ok=True)
-    doomed = workers.add_worker(
-        "crashing-worker", SHOP_CRASH_AT="after_gateway_charge", SHOP_CRASH_MARKER=str(marker)
-    )
+    doomed, marker = workers.add_crashing_worker("after_gateway_charge")
     order_id = place_order(client)
     wait_for(lambda: not doomed.alive(), 30, lambda: workers.logs())
     assert marker.exists()

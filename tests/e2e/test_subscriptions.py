@@ -11,7 +11,7 @@ from billing.models import PaymentAttempt, Refund
 from jobkit.models import JobRun
 from subscriptions import jobs
 from subscriptions.models import Subscription
-from tests.harness import wait_for
+from tests.harness import jobs_idle, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_activation_failing_after_the_charge_is_refunded_once(client, e2e, plans
     assert sign_up(client, key="signup-grace").json()["id"] == subscription_id
     for job in (jobs.charge_signup, jobs.register_delivery, jobs.compensate_signup):
         job.delay(subscription_id)
-    wait_for(lambda: not JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists(), 30, e2e.logs)
+    wait_for(jobs_idle, 30, e2e.logs)
     assert Subscription.objects.count() == 1
     assert len(intents_for(e2e, subscription_id)) == 1
     assert len(e2e.sandbox.refunds()) == 1

@@ -22,7 +22,7 @@ from notifications.models import Notification, Reminder
 from orders.models import Order, Shipment
 from shop import processes
 from shop.celery import QUEUES
-from tests.conftest import STANDARD_WORKER, TEST_VAR
+from tests.conftest import STANDARD_WORKER
 from tests.harness import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -224,27 +224,16 @@ def test_the_webhook_records_the_payment_when_the_charging_worker_died(
 ):
     [standard] = workers.workers
     workers.stop_worker(standard)
-    marker = TEST_VAR / "webhook-first-crash.marker"
-    marker.unlink(missing_ok=True)
     # The only worker on the billing queue kills itself right after the gateway charged, before recording;
     # it takes nothing else, so the one message it dies holding is the charge (a message a worker has
     # popped but not yet registered as unacknowledged is lost when it is killed: that is the sweeper's job).
-    doomed = processes.start_worker(
-        workers.log_dir,
-        {**workers.env, "SHOP_CRASH_AT": "after_gateway_charge", "SHOP_CRASH_MARKER": str(marker)},
-        name="charge-crasher",
-        queues=("billing",),
-        wait=False,
+    doomed, marker = workers.add_crashing_worker(
+        "after_gateway_charge", name="charge-crasher", queues=("billing",), wait=False
     )
     # Every other queue has a worker of its own, so the order can finish with no billing worker alive.
-    others = processes.start_worker(
-        workers.log_dir,
-        workers.env,
-        name="no-billing-worker",
-        queues=tuple(q for q in QUEUES if q != "billing"),
-        wait=False,
+    others = workers.add_worker(
+        "no-billing-worker", wait=False, queues=tuple(q for q in QUEUES if q != "billing")
     )
-    workers.workers += [doomed, others]  # the `workers` fixture stops them afterwards
     wait_for(lambda: all("ready." in w.output_tail() for w in (doomed, others)), 60, workers.logs)
 
     order_id = place(client, "ada@example.com")
