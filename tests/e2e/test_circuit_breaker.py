@@ -8,8 +8,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from jobkit import dead_letters
 from jobkit.breaker import breaker_for
 from jobkit.models import JobRun
+from orders import jobs
 from orders.models import Order
 from tests.harness import wait_for
 
@@ -74,3 +76,29 @@ def test_gateway_outage_with_four_worker_processes(client, workers, catalogue):
 
 def half_opened(breaker) -> list[dict]:
     return [t for t in breaker.transitions(100) if t["to"] == "half_open"]
+
+
+def test_a_job_deferred_past_the_deadline_goes_to_dead_letters(client, workers, catalogue, wait_for_order):
+    [standard] = workers.workers
+    workers.stop_worker(standard)
+    workers.add_worker("short-deadline-worker", JOB_DEFER_DEADLINE_SECONDS="3")
+    breaker = breaker_for("payments")
+    workers.sandbox.set_fault("payments", outage=True)
+    for _ in range(THRESHOLD):  # the gateway has been failing for others: the breaker is open
+        breaker.record_failure(breaker.admit())
+    body = {"email": "ada@example.com", "items": [{"sku": "TEA-EARL", "quantity": 1}]}
+    body["payment_method"] = "pm_card_visa"
+    order_id = client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
+
+    charge = wait_for(
+        lambda: JobRun.objects.filter(name="orders.charge_order", status="dead").first(), 30, workers.logs
+    )
+    # dead of the deferral deadline, not of an exhausted retry budget (only failed probes spent retries)
+    assert "circuit still" in charge.last_error
+    assert charge.retries < jobs.charge_order.max_retries
+    assert Order.objects.get(public_id=order_id).status == "processing"
+
+    workers.sandbox.set_fault("payments", outage=False)
+    breaker.reset()
+    dead_letters.requeue([charge])
+    wait_for_order(order_id, "completed")
