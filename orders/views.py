@@ -18,7 +18,7 @@ from jobkit.models import JobRun
 from orders import services
 from orders.forms import CustomerForm, PaymentForm, validate_items
 from orders.models import Order, Product, Shipment
-from shop.api import ApiError, idempotent_create, json_body
+from shop.api import ApiError, bind_json, idempotent_create, json_body
 
 
 def product_payload(product: Product) -> dict[str, Any]:
@@ -103,21 +103,9 @@ def orders_api(request: HttpRequest) -> JsonResponse:
 
 def create_order_from(body: dict[str, Any], place: Callable[..., Order] = services.place_order) -> str:
     """Validate a JSON order request and place it; every problem is reported by field at once."""
-    errors: dict[str, list[str]] = {}
-    unknown = sorted(set(body) - {"email", "items", "payment_method"})
-    if unknown:
-        errors["body"] = [f"Unknown field(s): {', '.join(unknown)}."]
-    for field in ("email", "payment_method"):
-        if field in body and not isinstance(body[field], str):
-            errors[field] = ["Must be a string."]
-    customer = CustomerForm(
-        {k: v for k, v in body.items() if k in CustomerForm.base_fields and isinstance(v, str)}
-    )
+    customer, errors = bind_json(body, CustomerForm, other_fields=("items",))
     lines, item_errors = validate_items(body.get("items"))
     errors.update(item_errors)
-    if not customer.is_valid():
-        for field, messages in customer.errors.items():
-            errors.setdefault(field, list(messages))
     if errors:
         raise ApiError(errors)
     with transaction.atomic():

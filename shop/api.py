@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from django import forms
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 
@@ -33,6 +34,28 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError({"body": ["The JSON body must be an object."]})
     return data
+
+
+FormT = TypeVar("FormT", bound=forms.Form)
+
+
+def bind_json(
+    body: dict[str, Any], form_class: type[FormT], other_fields: tuple[str, ...] = ()
+) -> tuple[FormT, dict[str, list[str]]]:
+    """Bind a JSON body to a form of string fields; every problem is returned by field at once:
+    unknown fields (under "body"), values that are not strings, and the form's own errors."""
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(body) - set(form_class.base_fields) - set(other_fields))
+    if unknown:
+        errors["body"] = [f"Unknown field(s): {', '.join(unknown)}."]
+    for field in form_class.base_fields:
+        if field in body and not isinstance(body[field], str):
+            errors[field] = ["Must be a string."]
+    form = form_class({k: v for k, v in body.items() if k in form_class.base_fields and isinstance(v, str)})
+    if not form.is_valid():
+        for field, messages in form.errors.items():
+            errors.setdefault(field, list(messages))
+    return form, errors
 
 
 def idempotent_create(

@@ -119,7 +119,7 @@ def ops(request: HttpRequest) -> HttpResponse:
     sandbox = SandboxControl(settings.SANDBOX_URL)
     if request.method == "POST" and "bill_date" in request.POST:
         try:
-            run, created = renewals.start_run(billing_date_from(request.POST["bill_date"]))
+            run, created = renewals.start_run(datetime.date.fromisoformat(request.POST["bill_date"].strip()))
             messages.success(
                 request, f"{'Started' if created else 'Joined'} the billing run for {run.billing_date}."
             )
@@ -152,7 +152,3 @@ def ops(request: HttpRequest) -> HttpResponse:
         "today": timezone.localdate(),
     }
     return render(request, "shop/ops.html", context)
-
-
-def billing_date_from(value: str) -> datetime.date:
-    return datetime.date.fromisoformat(value.strip())

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.models import Plan
 from jobkit.models import JobRun
 from orders.services import NotAllowed
-from shop.api import ApiError, idempotent_create, json_body
+from shop.api import ApiError, bind_json, idempotent_create, json_body
 from subscriptions import services
 from subscriptions.forms import SignUpForm
 from subscriptions.models import Subscription
@@ -91,17 +91,7 @@ def subscriptions_api(request: HttpRequest) -> JsonResponse:
 
 
 def sign_up_from(body: dict[str, Any], request_key: str) -> str:
-    errors: dict[str, list[str]] = {}
-    unknown = sorted(set(body) - {"email", "plan", "payment_method"})
-    if unknown:
-        errors["body"] = [f"Unknown field(s): {', '.join(unknown)}."]
-    for field in ("email", "plan", "payment_method"):
-        if field in body and not isinstance(body[field], str):
-            errors[field] = ["Must be a string."]
-    form = SignUpForm({k: v for k, v in body.items() if k in SignUpForm.base_fields and isinstance(v, str)})
-    if not form.is_valid():
-        for field, messages_ in form.errors.items():
-            errors.setdefault(field, list(messages_))
+    form, errors = bind_json(body, SignUpForm)
     if errors:
         raise ApiError(errors)
     return str(services.sign_up(request_key=request_key, **form.cleaned_data).public_id)
