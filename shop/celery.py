@@ -38,6 +38,7 @@ ROUTES = {
     "subscriptions.start_billing_run": "billing",
     "subscriptions.plan_billing_run": "billing",
     "subscriptions.bill_batch": "billing",
+    "subscriptions.sweep_stalled_batches": "maintenance",
 }
 
 app = Celery("shop")

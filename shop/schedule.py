@@ -17,6 +17,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "orders.sweep_stuck_orders",
         "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
     },
+    # The same for billing batches whose message was lost mid-run.
+    "sweep-stalled-billing-batches": {
+        "task": "subscriptions.sweep_stalled_batches",
+        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
+    },
     # Reminders are rows with a due time; this claims the due ones (SKIP LOCKED: two beats are harmless).
     "send-due-reminders": {
         "task": "notifications.send_due_reminders",

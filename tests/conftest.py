@@ -91,6 +91,9 @@ def stack(
         # Reminders seconds apart instead of days, sent by a beat job every half second.
         REMINDER_OFFSETS_SECONDS=",".join(str(s) for s in REMINDER_OFFSETS),
         REMINDER_INTERVAL_SECONDS="0.5",
+        # Where a test runs a beat, its sweepers look every 2 s for work idle 15 s (lost messages).
+        SWEEP_INTERVAL_SECONDS="2",
+        SWEEP_STUCK_AFTER_SECONDS="15",
     )
     stack = Stack(broker_url=broker_url, sandbox=SandboxControl(sandbox_url), env=env, log_dir=log_dir)
     stack.add_worker(STANDARD_WORKER)
