@@ -1,8 +1,10 @@
 """The payment gateway, through the official `stripe` SDK.
 
 By default it talks to the local sandbox; with an `sk_test_` key and no STRIPE_API_BASE it talks to
-real Stripe test mode. This module only translates: SDK errors become TransientError (retry later)
-or PermanentError (do not retry); a declined card is a normal outcome, not an error.
+real Stripe test mode. This module only translates: an SDK error becomes the answer it stands for (no
+answer, or an HTTP status), which `jobkit.outside` classifies for every client alike; a declined card is
+a normal outcome, not an error. The SDK makes one attempt per call (no retries of its own: the job's
+retry policy is the one retry layer) and gives up after STRIPE_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from functools import lru_cache
 import stripe
 from django.conf import settings
 
-from jobkit.breaker import breaker_for
-from jobkit.errors import PermanentError, TransientError, is_outage
+from jobkit.errors import TransientError
+from jobkit.outside import http_error, no_answer, outside_call
 
 # Stripe's test payment methods the storefront offers; the sandbox knows the same ids.
 TEST_PAYMENT_METHODS: dict[str, str] = {
@@ -34,13 +36,16 @@ class ChargeOutcome:
 
 
 @lru_cache(maxsize=4)
-def _client(api_key: str, api_base: str | None, retries: int) -> stripe.StripeClient:
+def _client(api_key: str, api_base: str | None, timeout: float) -> stripe.StripeClient:
     base = {"api": api_base} if api_base else None
-    return stripe.StripeClient(api_key, base_addresses=base, max_network_retries=retries)
+    # max_network_retries=0: SDK retries under the job's retries multiply the calls a down gateway gets,
+    # and hide each failure from the circuit breaker.
+    http = stripe.RequestsClient(timeout=timeout)
+    return stripe.StripeClient(api_key, base_addresses=base, max_network_retries=0, http_client=http)
 
 
 def client() -> stripe.StripeClient:
-    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_MAX_NETWORK_RETRIES)
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
 
 
 def charge(
@@ -55,7 +60,7 @@ def charge(
         "metadata": metadata,
         "payment_method_types": ["card"],
     }
-    with breaker_for("payments").guard(is_outage):  # open breaker: CircuitOpen, the gateway is not called
+    with outside_call("payments"):  # an open breaker raises CircuitOpen: the gateway is not called
         try:
             intent = client().v1.payment_intents.create(
                 params=params, options={"idempotency_key": idempotency_key}
@@ -70,14 +75,14 @@ def charge(
     if intent.status == "succeeded":
         return ChargeOutcome(True, intent.id)
     if intent.status == "processing":
-        raise TransientError(f"payment {intent.id} still processing")
+        raise TransientError(f"payment {intent.id} still processing", outage=False)
     return ChargeOutcome(False, intent.id, intent.status, f"payment ended in status {intent.status}")
 
 
 def refund(*, payment_intent_id: str, amount_minor: int, idempotency_key: str) -> str:
     """Refund a payment; the same key never refunds twice. Returns the gateway's refund id."""
     params = {"payment_intent": payment_intent_id, "amount": amount_minor}
-    with breaker_for("payments").guard(is_outage):
+    with outside_call("payments"):
         try:
             created = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
         except Exception as exc:
@@ -86,14 +91,9 @@ def refund(*, payment_intent_id: str, amount_minor: int, idempotency_key: str) -
 
 
 def classify(exc: Exception) -> Exception:
-    """Map an SDK error to the retry decision the jobs understand."""
-    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
-        return TransientError(f"gateway unreachable: {exc}")
+    """The answer an SDK error stands for, as `jobkit.outside` decides about it."""
     if isinstance(exc, stripe.StripeError):
-        status = exc.http_status or 0
-        if status == 409:  # the same Idempotency-Key is in flight (another worker): ask again later
-            return TransientError(f"gateway 409: {exc.user_message or exc}", outage=False)
-        if status >= 500:
-            return TransientError(f"gateway {status}: {exc.user_message or exc}")
-        return PermanentError(f"gateway rejected the request ({status}): {exc.user_message or exc}")
+        if exc.http_status:
+            return http_error("gateway", exc.http_status, exc.user_message or exc)
+        return no_answer("gateway", exc)  # APIConnectionError: refused, reset, timed out
     return exc

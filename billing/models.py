@@ -77,9 +77,9 @@ class PaymentAttempt(models.Model):
     invoice = models.ForeignKey(Invoice, related_name="attempts", on_delete=models.PROTECT)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
-    payment_method = models.CharField(max_length=64)
+    payment_method = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    gateway_reference = models.CharField(max_length=64, blank=True, help_text="PaymentIntent id")
+    gateway_reference = models.CharField(max_length=255, blank=True, help_text="PaymentIntent id")
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -147,7 +147,7 @@ class Refund(models.Model):
     attempt = models.OneToOneField(PaymentAttempt, related_name="refund", on_delete=models.PROTECT)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    gateway_reference = models.CharField(max_length=64, blank=True, help_text="Refund id")
+    gateway_reference = models.CharField(max_length=255, blank=True, help_text="Refund id")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -162,7 +162,7 @@ class Refund(models.Model):
 class StripeEvent(models.Model):
     """A webhook event, stored once (its id is unique) after its signature was verified."""
 
-    event_id = models.CharField(max_length=64, unique=True)
+    event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=64)
     payload = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)

@@ -23,6 +23,7 @@ from billing import documents, gateway
 from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
+from jobkit.outside import fit
 from orders.models import Order
 
 SettledCallback = Callable[[PaymentAttempt], None]
@@ -95,8 +96,8 @@ def _record_outcome(
         Invoice.objects.filter(pk=attempt.invoice_id).update(status=Invoice.Status.PAID, paid_at=now)
     else:
         attempt.status = PaymentAttempt.Status.FAILED
-        attempt.failure_code = outcome.failure_code[:64]
-        attempt.failure_message = outcome.failure_message[:300]
+        attempt.failure_code = fit(PaymentAttempt, "failure_code", outcome.failure_code)
+        attempt.failure_message = fit(PaymentAttempt, "failure_message", outcome.failure_message)
     attempt.save()
     on_settled(attempt)
     return attempt
@@ -176,6 +177,7 @@ def refund_payment(attempt_id: int) -> Refund:
         amount_minor=attempt.amount_minor,
         idempotency_key=refund.idempotency_key,
     )
+    crash_point("after_gateway_refund")  # test hook: the gateway refunded, nothing recorded yet
     Refund.objects.filter(pk=refund.pk, gateway_reference="").update(
         status=Refund.Status.SUCCEEDED, gateway_reference=gateway_refund, completed_at=timezone.now()
     )

@@ -1,4 +1,5 @@
-"""Crash points: a documented test hook that kills the worker at a chosen line, once.
+"""Crash points and fail points: documented test hooks that kill the worker, or fail a step for good,
+at a chosen line.
 
 Set SHOP_CRASH_AT=<point> and SHOP_CRASH_MARKER=<file> in a worker's environment. When the code
 reaches `crash_point("<point>")` and the marker file does not exist yet, the marker is created and
@@ -6,13 +7,20 @@ the whole worker (main process and pool, one process group) is killed with SIGKI
 acknowledgement, exactly like a power cut. Unset, a crash point costs one dictionary lookup.
 
 Points: `after_gateway_charge` (billing/services.py: the gateway charged, the result is not recorded);
+`after_gateway_refund` (billing/services.py: the gateway refunded, the refund is not recorded);
 `mid_billing_batch` (subscriptions/renewals.py: one subscription of a batch billed, the rest not yet).
+
+SHOP_FAIL_AT=<point> makes `fail_point("<point>")` raise PermanentError every time it is reached, for a
+step with no outside service whose permanent failure a test must provoke. Point: `grant_entitlement`
+(subscriptions/services.py: the entitlement step after the carrier registration).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+
+from jobkit.errors import PermanentError
 
 
 def crash_point(name: str) -> None:
@@ -27,3 +35,8 @@ def crash_point(name: str) -> None:
         return  # already crashed here once
     os.close(fd)
     os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def fail_point(name: str) -> None:
+    if os.environ.get("SHOP_FAIL_AT") == name:
+        raise PermanentError(f"fail point {name} (SHOP_FAIL_AT)")

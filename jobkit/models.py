@@ -17,6 +17,7 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded"
         DEAD = "dead"
         REQUEUED = "requeued"  # was dead or lost; sent again as a new job
+        UNSENT = "unsent"  # committed, but the broker was unreachable; the recovery sweep sends it
 
     # A job in one of these states is expected to make progress (and to update `updated_at`).
     LIVE_STATUSES = (Status.QUEUED, Status.STARTED, Status.RETRYING)

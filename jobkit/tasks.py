@@ -20,6 +20,7 @@ import redis
 from celery import Task
 from celery.exceptions import Retry
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
@@ -38,7 +39,16 @@ def describe_error(exc: BaseException) -> str:
 
 class ShopTask(Task):
     # Retry policy: exponential backoff (doubling from a base, capped), full jitter, bounded attempts.
-    autoretry_for = (TransientError, redis.ConnectionError, redis.TimeoutError)
+    # Besides TransientError from outside calls: the broker or Redis unreachable, and the database lost
+    # (connection dropped, server restarted, SQLite busy) -- the job's transaction rolled back, so its
+    # retry starts clean on a new connection (Celery's Django fixup drops the broken one).
+    autoretry_for = (
+        TransientError,
+        redis.ConnectionError,
+        redis.TimeoutError,
+        OperationalError,
+        InterfaceError,
+    )
     retry_backoff = settings.JOB_RETRY_BACKOFF_SECONDS
     retry_backoff_max = settings.JOB_RETRY_BACKOFF_MAX_SECONDS
     retry_jitter = True

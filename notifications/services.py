@@ -1,4 +1,9 @@
-"""Send each email at most once per (kind, subject), through Django's email API (SMTP)."""
+"""Send each email once per (kind, subject), through Django's email API (SMTP) and the mail breaker.
+
+SMTP cannot be exactly-once: a server that accepted a message and then lost the connection before its
+reply reached us looks the same as one that never got it. The ledger makes every other case send once;
+that one case resends with the same Message-ID, which mail clients show as one message.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.utils import timezone
 
-from jobkit.errors import PermanentError, TransientError
+from jobkit.errors import TransientError
+from jobkit.outside import no_answer, outside_call, smtp_error
 from notifications.models import Notification
 
 MessageBuilder = Callable[[], EmailMessage]
@@ -27,12 +33,14 @@ def send_once(kind: str, subject: str, recipient: str, build: MessageBuilder) ->
     message.to = [recipient]
     message.extra_headers["Message-ID"] = notification.message_id
     try:
-        message.send(fail_silently=False)
-    except (smtplib.SMTPException, OSError) as exc:
+        with outside_call("mail"):  # an open breaker raises CircuitOpen before any connection is made
+            _deliver(message)
+    except BaseException:
+        # Not sent (as far as we can know): free the claim so the job's retry can send it.
         Notification.objects.filter(pk=notification.pk).update(
             status=Notification.Status.PENDING, lease_until=None
         )
-        raise TransientError(f"mail server: {exc}") from exc
+        raise
     Notification.objects.filter(pk=notification.pk).update(
         status=Notification.Status.SENT, sent_at=timezone.now()
     )
@@ -42,14 +50,13 @@ def send_once(kind: str, subject: str, recipient: str, build: MessageBuilder) ->
 def _deliver(message: EmailMessage) -> None:
     try:
         message.send(fail_silently=False)
-    except smtplib.SMTPResponseException as exc:
-        if exc.smtp_code >= 500:  # the server refused this message for good (bad address, too big)
-            raise PermanentError(
-                f"mail server refused the message: {exc.smtp_code} {exc.smtp_error!r}"
-            ) from exc
-        raise TransientError(f"mail server: {exc.smtp_code} {exc.smtp_error!r}") from exc
-    except (smtplib.SMTPException, OSError) as exc:
-        raise TransientError(f"mail server: {exc}") from exc
+    except smtplib.SMTPResponseException as exc:  # the server answered with a negative reply
+        raise smtp_error("mail", exc.smtp_code, exc.smtp_error) from exc
+    except smtplib.SMTPRecipientsRefused as exc:  # a negative reply per recipient (we send to one)
+        code, reply = next(iter(exc.recipients.values()))
+        raise smtp_error("mail", code, reply) from exc
+    except (smtplib.SMTPException, OSError) as exc:  # refused, hung up, timed out (EMAIL_TIMEOUT)
+        raise no_answer("mail", exc) from exc
 
 
 def was_sent(kind: str, subject: str) -> bool:

@@ -1,5 +1,5 @@
-"""The carrier (shipping) HTTP API. Errors become retry decisions: 5xx and timeouts are transient,
-4xx means our request is wrong and retrying will not fix it."""
+"""The carrier (shipping) HTTP API. A failed call becomes the answer it got (none, or an HTTP status),
+which `jobkit.outside` classifies as it does for every outside service."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from jobkit.breaker import breaker_for
-from jobkit.errors import PermanentError, TransientError, is_outage
+from jobkit.outside import http_error, no_answer, outside_call
 
 _session = requests.Session()
 
@@ -36,7 +35,7 @@ def _call(
     headers = {"Authorization": f"Bearer {settings.CARRIER_API_KEY}"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
-    with breaker_for("carrier").guard(is_outage):
+    with outside_call("carrier"):
         return _send(method, path, body, headers)
 
 
@@ -49,12 +48,8 @@ def _send(method: str, path: str, body: dict[str, Any] | None, headers: dict[str
             headers=headers,
             timeout=settings.CARRIER_TIMEOUT_SECONDS,
         )
-    except requests.RequestException as exc:
-        raise TransientError(f"carrier unreachable: {exc}") from exc
-    if response.status_code >= 500 or response.status_code == 429:
-        raise TransientError(f"carrier {response.status_code}: {response.text[:200]}")
+    except requests.RequestException as exc:  # refused, reset, timed out
+        raise no_answer("carrier", exc) from exc
     if response.status_code >= 400:
-        raise PermanentError(
-            f"carrier refused {method} {path} ({response.status_code}): {response.text[:200]}"
-        )
+        raise http_error("carrier", response.status_code, f"{method} {path}: {response.text[:200]}")
     return response.json() if response.content else {}

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
-
 from jobkit.tasks import ShopTask
 from orders import services
 from shop.celery import app
@@ -40,8 +36,3 @@ def send_order_confirmation(order_id: str) -> None:
 @app.task(base=ShopTask, name="orders.request_shipment", subject_kind="order", max_retries=10)
 def request_shipment(order_id: str) -> None:
     services.request_shipment(order_id)  # 5xx and timeouts retry; a 4xx is PermanentError
-
-
-@app.task(base=ShopTask, name="orders.sweep_stuck_orders", subject_kind="sweep", max_retries=0)
-def sweep_stuck_orders() -> list[str]:
-    return services.sweep_once_per_slot(timedelta(seconds=settings.SWEEP_STUCK_AFTER_SECONDS))

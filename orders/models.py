@@ -39,7 +39,7 @@ class Order(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLACED, db_index=True)
     currency = models.CharField(max_length=3)
     total = models.DecimalField(max_digits=12, decimal_places=2)
-    payment_method = models.CharField(max_length=64)
+    payment_method = models.CharField(max_length=255)
     status_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -81,8 +81,8 @@ class Shipment(models.Model):
     """The carrier's record of a paid order's delivery, created once per order."""
 
     order = models.OneToOneField(Order, related_name="shipment", on_delete=models.PROTECT)
-    carrier_reference = models.CharField(max_length=64)
-    tracking_number = models.CharField(max_length=64, blank=True)
+    carrier_reference = models.CharField(max_length=255)
+    tracking_number = models.CharField(max_length=255, blank=True)
     requested_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -7,20 +7,16 @@ delivery of a job message or a retry after a crash finds the step done and does 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from billing import services as billing
 from billing.models import Invoice, PaymentAttempt
 from jobkit.enqueue import enqueue_on_commit
-from jobkit.models import JobRun
-from jobkit.tasks import ShopTask
-from jobkit.unique import claim_once
+from jobkit.outside import fit
 from notifications import reminders
 from notifications import services as notifications
 from notifications.models import Reminder
@@ -140,7 +136,7 @@ def settle_order_payment(order_pk: int, attempt: PaymentAttempt) -> None:
         _fan_out(order)
     else:
         order.status = Order.Status.PAYMENT_FAILED
-        order.status_reason = attempt.failure_message or attempt.failure_code
+        order.status_reason = fit(Order, "status_reason", attempt.failure_message or attempt.failure_code)
         reminders.schedule(order.subject)
     order.save(update_fields=["status", "status_reason", "updated_at"])
 
@@ -215,69 +211,6 @@ def complete_if_done(order_id: str) -> bool:
         order.status = Order.Status.COMPLETED
         order.save(update_fields=["status", "updated_at"])
     return done
-
-
-# Statuses in which an order is waiting for a job of ours to move it on.
-IN_FLIGHT = (Order.Status.PLACED, Order.Status.PROCESSING, Order.Status.PAID)
-
-
-def sweep_once_per_slot(stuck_after: timedelta) -> list[str]:
-    """The beat entry's sweep: at most once per minute, however many beats or re-runs fire it."""
-    with transaction.atomic():
-        if not claim_once(f"orders.sweep:{timezone.now():%Y-%m-%dT%H:%M}"):
-            return []
-        return sweep_stuck_orders(stuck_after)
-
-
-def sweep_stuck_orders(stuck_after: timedelta) -> list[str]:
-    """Re-enqueue the next step of every order that has waited longer than `stuck_after` with no live job.
-
-    The database is the source of truth and the broker only transport: if queued messages are lost
-    (a Redis restart, a flushed queue), the orders they were for are found here and moved on. Every
-    step is idempotent, so re-enqueueing one that was merely slow costs a no-op job, never a double effect.
-    """
-    cutoff = timezone.now() - stuck_after
-    alive = JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES, updated_at__gte=cutoff)
-    waiting = {
-        s.removeprefix("order:")
-        for s in alive.filter(subject__startswith="order:").values_list("subject", flat=True)
-    }
-    stuck = Order.objects.filter(status__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("invoice")
-    swept = []
-    for order in stuck.iterator():
-        order_id = str(order.public_id)
-        if order_id in waiting:
-            continue
-        with transaction.atomic():
-            # what the timeline still shows as in flight for this order was lost with its message
-            JobRun.objects.filter(subject=order.subject, status__in=JobRun.LIVE_STATUSES).update(
-                status=JobRun.Status.REQUEUED, last_error="message lost; re-enqueued by the sweeper"
-            )
-            for job in next_jobs(order):
-                enqueue_on_commit(job, order_id)
-        swept.append(order_id)
-    return swept
-
-
-def next_jobs(order: Order) -> list[ShopTask]:
-    """The job(s) that move an order on from where its committed state says it is."""
-    from orders import jobs
-
-    if order.status == Order.Status.PLACED:
-        return [jobs.process_order]
-    if order.status == Order.Status.PROCESSING:
-        return [jobs.charge_order]
-    missing = []
-    if not order.invoice.pdf:
-        missing.append(jobs.render_invoice_pdf)
-    elif not notifications.was_sent(emails.INVOICE, order.subject):
-        missing.append(jobs.send_invoice_email)
-    if not notifications.was_sent(emails.CONFIRMATION, order.subject):
-        missing.append(jobs.send_order_confirmation)
-    if not Shipment.objects.filter(order=order).exists():
-        missing.append(jobs.request_shipment)
-    # nothing missing: only the completion check was lost; the confirmation job re-runs it cheaply
-    return missing or [jobs.send_order_confirmation]
 
 
 def remind_unpaid_order(order_id: str, reminder: Reminder) -> bool:

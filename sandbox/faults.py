@@ -8,7 +8,7 @@ _COMMON = {"outage": False, "latency_ms": 0, "error_rate": 0.0, "drop_after_comm
 DEFAULTS: dict[str, dict[str, Any]] = {
     "payments": _COMMON,
     "carrier": {**_COMMON, "reject_registrations": False},
-    "mail": _COMMON,
+    "mail": {**_COMMON, "reject_recipients": False},
     "webhooks": {"outage": False, "duplicate": 0, "shuffle": False},
 }
 # Generous caps that still keep a typo from hanging a test run or flooding a receiver.

@@ -1,8 +1,9 @@
 """A minimal SMTP catcher (RFC 5321 subset, no TLS, no auth) that stores every message it accepts.
 
 Enough for smtplib and Django's SMTP backend: EHLO/HELO, MAIL, RCPT, DATA (dot-unstuffed), RSET, NOOP,
-QUIT. Mail faults: outage answers 421 at connect, error_rate 451 on MAIL FROM, latency delays the reply
-to DATA, drop_after_commit stores the message and hangs up instead of answering 250.
+QUIT. Mail faults: outage answers 421 at connect, error_rate 451 on MAIL FROM, reject_recipients 550 on
+RCPT, latency delays the reply to DATA, drop_after_commit stores the message and hangs up instead of
+answering 250.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class _Session(socketserver.StreamRequestHandler):
             self._reply("503 5.5.1 need MAIL before RCPT")
         elif found is None or not found.group(1):
             self._reply("501 5.5.4 syntax: RCPT TO:<address>")
+        elif self.server.store.faults["mail"]["reject_recipients"]:
+            self.server.store.count("mail", rejected=True)
+            self._reply("550 5.1.1 mailbox unavailable (sandbox reject_recipients fault)")
         else:
             self.recipients.append(found.group(1))
             self._reply("250 2.1.5 OK")

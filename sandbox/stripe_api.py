@@ -42,6 +42,10 @@ CARDS = {
     "pm_card_chargeDeclinedExpiredCard": Card(
         "visa", "0069", "expired_card", "expired_card", "Your card has expired."
     ),
+    # Sandbox only: an issuer whose decline message is longer than any column a shop would size for it.
+    "pm_card_sandboxDeclinedVerbose": Card(
+        "visa", "0119", "card_declined", "do_not_honor", "Your card was declined by its issuer. " * 12
+    ),
 }
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
 

@@ -25,7 +25,7 @@ ROUTES = {
     "orders.send_invoice_email": "mailers",
     "orders.send_order_confirmation": "mailers",
     "orders.request_shipment": "external",
-    "orders.sweep_stuck_orders": "maintenance",
+    "jobkit.recover_stuck_work": "maintenance",
     "shop.daily_maintenance": "maintenance",
     "notifications.send_due_reminders": "maintenance",
     "subscriptions.charge_signup": "billing",
@@ -38,7 +38,6 @@ ROUTES = {
     "subscriptions.start_billing_run": "billing",
     "subscriptions.plan_billing_run": "billing",
     "subscriptions.bill_batch": "billing",
-    "subscriptions.sweep_stalled_batches": "maintenance",
 }
 
 app = Celery("shop")

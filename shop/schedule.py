@@ -12,14 +12,9 @@ from typing import Any
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    # The database is the source of truth: re-enqueue orders whose job messages were lost.
-    "sweep-stuck-orders": {
-        "task": "orders.sweep_stuck_orders",
-        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
-    },
-    # The same for billing batches whose message was lost mid-run.
-    "sweep-stalled-billing-batches": {
-        "task": "subscriptions.sweep_stalled_batches",
+    # The database is the source of truth: send unsent messages, move on work whose messages were lost.
+    "recover-stuck-work": {
+        "task": "jobkit.recover_stuck_work",
         "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
     },
     # Reminders are rows with a due time; this claims the due ones (SKIP LOCKED: two beats are harmless).

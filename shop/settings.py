@@ -219,9 +219,9 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or (
 )
 STRIPE_SECRET_KEY = _stripe_key_from_env or "sk_sandbox_local_demo"
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{local_secret('stripe-webhook')}"
-# The SDK retries connection errors with the same Idempotency-Key; job-level retries add the long tail.
-STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
-STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+# Each outside call gives up after its timeout (a timeout is an outage for the breaker); each must end
+# well before the task's soft time limit, so the job's retry policy decides, not the time limit.
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 20)
 
 CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{SANDBOX_URL}/carrier/v1")
 CARRIER_API_KEY = os.environ.get("CARRIER_API_KEY", "carrier-sandbox-key")
@@ -235,6 +235,12 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Job Shop <shop@example.com>")
+for _name in ("STRIPE_TIMEOUT_SECONDS", "CARRIER_TIMEOUT_SECONDS", "EMAIL_TIMEOUT"):
+    if not 0 < globals()[_name] < CELERY_TASK_SOFT_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"{_name} must be more than 0 and less than CELERY_TASK_SOFT_TIME_LIMIT "
+            f"({CELERY_TASK_SOFT_TIME_LIMIT} s), got {globals()[_name]}"
+        )
 
 # --- Shop ------------------------------------------------------------------------------------------------
 SHOP_CURRENCY = "EUR"

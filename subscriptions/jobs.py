@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
 from jobkit.tasks import ShopTask
@@ -88,8 +87,3 @@ def plan_billing_run(run_id: int) -> None:
 )
 def bill_batch(batch_id: int) -> None:
     renewals.bill_batch(batch_id)
-
-
-@app.task(base=ShopTask, name="subscriptions.sweep_stalled_batches", subject_kind="sweep", max_retries=0)
-def sweep_stalled_batches() -> list[int]:
-    return renewals.sweep_stalled_batches(datetime.timedelta(seconds=settings.SWEEP_STUCK_AFTER_SECONDS))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
@@ -23,8 +22,6 @@ from billing import services as billing
 from billing.models import Invoice
 from jobkit.crash import crash_point
 from jobkit.enqueue import enqueue_on_commit
-from jobkit.models import JobRun
-from jobkit.unique import claim_once
 from subscriptions.models import BillingBatch, BillingRun, Subscription
 from subscriptions.services import issue_period_invoice
 
@@ -54,6 +51,7 @@ def plan_run(run_id: int) -> None:
 
     run = BillingRun.objects.get(pk=run_id)
     if run.status != BillingRun.Status.PLANNING:
+        refresh_counters(run.pk)  # a run whose batches all settled but whose last count was lost ends
         return
     last_id = run.batches.aggregate(last=Max("last_id"))["last"] or 0  # resume after a crash
     number = run.batches.count()
@@ -153,39 +151,3 @@ def refresh_counters(run_id: int) -> None:
         if run.status == BillingRun.Status.RUNNING and settled == run.batches_total:
             run.status, run.finished_at = BillingRun.Status.DONE, timezone.now()
         run.save()
-
-
-def sweep_stalled_batches(stuck_after: datetime.timedelta) -> list[int]:
-    """Re-enqueue pending batches of running runs whose job message was lost (a worker killed between
-    taking a message and registering it, a Redis restart), at most once per minute slot.
-
-    Only once the billing queue has drained: until then a batch with no sign of life may simply be
-    waiting its turn. Re-billing a batch is safe anyway: invoices and attempts make it a no-op.
-    """
-    from subscriptions import jobs
-
-    if redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("billing"):
-        return []
-    cutoff = timezone.now() - stuck_after
-    alive = set(
-        JobRun.objects.filter(
-            name=jobs.bill_batch.name, status__in=JobRun.LIVE_STATUSES, updated_at__gte=cutoff
-        ).values_list("subject", flat=True)
-    )
-    swept = []
-    with transaction.atomic():
-        if not claim_once(f"billing.sweep:{timezone.now():%Y-%m-%dT%H:%M}"):
-            return []
-        stalled = BillingBatch.objects.filter(
-            status=BillingBatch.Status.PENDING, run__status=BillingRun.Status.RUNNING
-        )
-        for batch in stalled:
-            subject = jobs.bill_batch.subject_for([batch.pk])
-            if subject in alive:
-                continue
-            JobRun.objects.filter(subject=subject, status__in=JobRun.LIVE_STATUSES).update(
-                status=JobRun.Status.REQUEUED, last_error="message lost; re-enqueued by the sweeper"
-            )
-            enqueue_on_commit(jobs.bill_batch, batch.pk)
-            swept.append(batch.pk)
-    return swept

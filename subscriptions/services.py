@@ -19,7 +19,10 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.models import Invoice, PaymentAttempt, Plan
+from jobkit.crash import fail_point
 from jobkit.enqueue import enqueue_on_commit
+from jobkit.errors import TransientError
+from jobkit.outside import fit
 from notifications import services as notifications
 from notifications.models import Reminder
 from orders import carrier
@@ -105,7 +108,9 @@ def settle_subscription_payment(subscription_pk: int, attempt: PaymentAttempt) -
             enqueue_on_commit(jobs.register_delivery, subscription_id)
         else:
             subscription.status = Status.FAILED
-            subscription.status_reason = attempt.failure_message or attempt.failure_code
+            subscription.status_reason = fit(
+                Subscription, "status_reason", attempt.failure_message or attempt.failure_code
+            )
             enqueue_on_commit(jobs.send_signup_declined, subscription_id)
         subscription.save(update_fields=["step", "status", "status_reason", "updated_at"])
     elif subscription.status in (Status.ACTIVE, Status.PAST_DUE):
@@ -113,21 +118,32 @@ def settle_subscription_payment(subscription_pk: int, attempt: PaymentAttempt) -
 
 
 def register_delivery(subscription_id: str) -> None:
-    """Step 2: the recurring delivery at the carrier (idempotent by its key; a 422 is permanent)."""
+    """Step 2: the recurring delivery at the carrier (idempotent by its key; a 422 is permanent).
+
+    A duplicate of this job can be out at the carrier while compensation runs. The registration it gets
+    is recorded under the row lock whatever the status, so compensation sees it (and cancels it); if
+    compensation has already ended, this job cancels it itself.
+    """
     from subscriptions import jobs
 
     subscription = Subscription.objects.select_related("plan").get(public_id=subscription_id)
+    if subscription.status == Status.FAILED and subscription.carrier_registration:
+        carrier.cancel_registration(subscription.carrier_registration)  # idempotent; see above
+        return
     if subscription.status != Status.PENDING or subscription.step != Step.REGISTER_DELIVERY:
         return
     registration = carrier.register_delivery(
         subscription_id, f"c/o {subscription.email}", subscription.plan.code
     )
     with transaction.atomic():
-        updated = Subscription.objects.filter(pk=subscription.pk, step=Step.REGISTER_DELIVERY).update(
-            step=Step.GRANT_ENTITLEMENT, carrier_registration=registration["id"], updated_at=timezone.now()
-        )
-        if updated:
+        locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        locked.carrier_registration = locked.carrier_registration or registration["id"]
+        if locked.status == Status.PENDING and locked.step == Step.REGISTER_DELIVERY:
+            locked.step = Step.GRANT_ENTITLEMENT
             enqueue_on_commit(jobs.grant_entitlement, subscription_id)
+        locked.save(update_fields=["carrier_registration", "step", "updated_at"])
+    if locked.status == Status.FAILED:  # compensation ended before this registration was recorded
+        carrier.cancel_registration(registration["id"])
 
 
 @transaction.atomic
@@ -138,6 +154,7 @@ def grant_entitlement(subscription_id: str) -> None:
     subscription = Subscription.objects.select_for_update().get(public_id=subscription_id)
     if subscription.status != Status.PENDING or subscription.step != Step.GRANT_ENTITLEMENT:
         return
+    fail_point("grant_entitlement")  # test hook: the entitlement fails for good, after the registration
     subscription.entitled_at = timezone.now()
     subscription.step, subscription.status = Step.DONE, Status.ACTIVE
     subscription.save(update_fields=["entitled_at", "step", "status", "updated_at"])
@@ -168,16 +185,19 @@ def compensate_signup(subscription_id: str) -> None:
     payment = first.attempts.filter(status=PaymentAttempt.Status.SUCCEEDED).first()
     if payment is not None:
         billing.refund_payment(payment.pk)
-    if subscription.carrier_registration:
-        carrier.cancel_registration(subscription.carrier_registration)
+    cancelled = subscription.carrier_registration
+    if cancelled:
+        carrier.cancel_registration(cancelled)
     with transaction.atomic():
-        updated = Subscription.objects.filter(pk=subscription.pk, status=Status.COMPENSATING).update(
-            status=Status.FAILED,
-            status_reason="Activation failed after payment; the payment was refunded.",
-            updated_at=timezone.now(),
-        )
-        if updated:
-            enqueue_on_commit(jobs.send_signup_refunded, subscription_id)
+        locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if locked.status != Status.COMPENSATING:
+            return
+        if locked.carrier_registration != cancelled:  # a late register_delivery recorded one meanwhile
+            raise TransientError("a delivery registration appeared during compensation", outage=False)
+        locked.status = Status.FAILED
+        locked.status_reason = "Activation failed after payment; the payment was refunded."
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        enqueue_on_commit(jobs.send_signup_refunded, subscription_id)
 
 
 def send_email(kind: str, subscription_id: str) -> None:
@@ -201,7 +221,9 @@ def settle_renewal(subscription: Subscription, attempt: PaymentAttempt) -> None:
         reminders.cancel(subscription.subject)
     else:
         subscription.status = Status.PAST_DUE
-        subscription.status_reason = attempt.failure_message or attempt.failure_code
+        subscription.status_reason = fit(
+            Subscription, "status_reason", attempt.failure_message or attempt.failure_code
+        )
         reminders.schedule(subscription.subject)
     subscription.save()
 

@@ -79,8 +79,6 @@ def stack(
         CELERY_VISIBILITY_TIMEOUT="10",
         CELERY_UNACKED_RESTORE_INTERVAL="1",
         CELERY_UNACKED_RESTORE_THROTTLE="1",
-        # No SDK-level retries: a lost gateway answer must be healed by the job's own retry (same key).
-        STRIPE_MAX_NETWORK_RETRIES="0",
         # Retries at most a couple of seconds apart, so outage tests finish quickly.
         JOB_RETRY_BACKOFF_SECONDS="1",
         JOB_RETRY_BACKOFF_MAX_SECONDS="2",

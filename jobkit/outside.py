@@ -1,0 +1,79 @@
+"""Calls to outside services: one breaker per service and one classification of what goes wrong.
+
+Every client (payment gateway, carrier, mail) makes each call inside `outside_call(service)`, and turns
+a failed call into one of three facts about the answer it got, which this module alone decides about:
+
+| what came back                                   | decision            | counts as an outage |
+|--------------------------------------------------|---------------------|---------------------|
+| no answer: refused, reset, dropped, timed out    | retry               | yes                 |
+| HTTP 5xx or 408                                  | retry               | yes                 |
+| HTTP 409 (the same Idempotency-Key is in flight) | retry               | no                  |
+| HTTP 429 (rate limited)                          | retry               | no                  |
+| any other HTTP 4xx                               | dead letter         | no                  |
+| SMTP 421 or 451 (the server itself failing)      | retry               | yes                 |
+| any other SMTP 4xx (mailbox busy, ...)           | retry               | no                  |
+| SMTP 5xx (refused for good)                      | dead letter         | no                  |
+
+"Retry" is the job's own retry policy (`jobkit.tasks`): exactly one retry layer decides for job calls,
+so clients make a single attempt per call (no SDK-level retries) with a timeout below the task's soft
+time limit. Only outages count towards opening the service's circuit breaker: a 409 or a 429 says the
+service is healthy and busy, and a 4xx says our request was wrong.
+
+Text an outside service sends us (a decline message, an id) goes into our columns through `fit`, so a
+longer value than we expected never makes the recording transaction fail again and again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db.models import Model
+
+from jobkit.breaker import Permit, breaker_for
+from jobkit.errors import PermanentError, TransientError, is_outage
+
+# HTTP statuses that mean "the same request may work later" without blaming the service.
+_HTTP_BUSY = {409: "the same Idempotency-Key is in flight", 429: "rate limited"}
+# SMTP 4xx replies that mean the server itself is failing (RFC 5321: 421 closing, 451 local error).
+_SMTP_OUTAGE = {421, 451}
+
+
+@contextmanager
+def outside_call(service: str) -> Iterator[Permit]:
+    """Run one call to `service` under its circuit breaker; an open breaker raises CircuitOpen."""
+    with breaker_for(service).guard(is_outage) as permit:
+        yield permit
+
+
+def no_answer(service: str, detail: object) -> TransientError:
+    """The call got no answer: refused, reset, dropped after sending, or timed out."""
+    return TransientError(f"{service} unreachable: {detail}")
+
+
+def http_error(service: str, status: int, detail: object) -> TransientError | PermanentError:
+    """The decision for an HTTP error status."""
+    text = f"{service} {status}: {detail}"
+    if status >= 500 or status == 408:
+        return TransientError(text)
+    if status in _HTTP_BUSY:
+        return TransientError(f"{text} ({_HTTP_BUSY[status]})", outage=False)
+    return PermanentError(f"{service} refused the request: {text}")
+
+
+def smtp_error(service: str, code: int, detail: object) -> TransientError | PermanentError:
+    """The decision for a negative SMTP reply."""
+    text = f"{service} {code}: {detail}"
+    if code >= 500:
+        return PermanentError(f"{service} refused the message: {text}")
+    return TransientError(text, outage=code in _SMTP_OUTAGE)
+
+
+def fit(model: type[Model], field: str, text: str) -> str:
+    """Text from an outside service, cut to fit `model.field`: the service decides its length, not us.
+
+    Only for prose (messages, codes). Ids are never cut, since a cut id names nothing: their columns hold
+    255 characters, Stripe's documented upper bound for object ids, which the carrier's ids stay within.
+    """
+    limit = model._meta.get_field(field).max_length
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

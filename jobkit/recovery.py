@@ -1,0 +1,158 @@
+"""Recovery: the database is the source of truth, the broker only transport.
+
+Messages get lost: Redis restarted or flushed, a worker killed after taking a message and before the
+broker recorded it, a broker unreachable at the moment a transaction committed. One sweep, run by beat
+once per minute slot however many beats fire it, finds the work those messages were for and sends it
+again. It knows no domain: each app registers a *finder* (in its `AppConfig.ready()`) that says which of
+its subjects sit in an intermediate state unchanged since a cutoff, and which job moves each one on.
+
+For each subject a finder reports, the sweep re-enqueues its jobs only if
+- no job of the subject is alive: a job counts as alive while its message is held by the broker (waiting
+  in a queue, or taken by a worker and not acknowledged, which a Redis broker gives back after the
+  visibility timeout), or while its timeline row showed a sign of life after the cutoff;
+- and the subject is not waiting for a human: when its latest event is a job that died (a dead letter),
+  staff decide (the admin's re-enqueue), or the sweep would repeat the failure once per minute forever.
+Re-enqueueing work that was merely slow costs a no-op job, never a double effect: every job is idempotent.
+
+Before that, the sweep publishes the messages of `unsent` timeline rows (the broker was down when their
+transaction committed; `jobkit.enqueue`) with their original task ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from celery import Task, current_app
+from django.db import transaction
+from django.utils import timezone
+
+from jobkit import broker
+from jobkit.enqueue import enqueue_on_commit, publish
+from jobkit.models import JobRun
+from jobkit.unique import claim_once
+
+logger = logging.getLogger(__name__)
+
+# At most this many subjects re-enqueued (and unsent messages published) per sweep: after losing a
+# large backlog, recovery goes on a minute slot at a time instead of one huge transaction.
+SWEEP_LIMIT = 1000
+_CHUNK = 200  # subjects whose timelines are read in one query
+_UNFINISHED = (*JobRun.LIVE_STATUSES, JobRun.Status.UNSENT)
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A subject in an intermediate state, and the job(s) that move it on: (task, args) pairs."""
+
+    subject: str
+    jobs: Sequence[tuple[Task, tuple[Any, ...]]]
+
+
+Finder = Callable[[datetime], Iterable[Stuck]]
+_finders: dict[str, Finder] = {}
+
+
+def register(name: str, finder: Finder) -> None:
+    """Declare what `name`'s stuck subjects are: `finder(cutoff)` yields those unchanged since cutoff."""
+    _finders[name] = finder
+
+
+@dataclass
+class SweepReport:
+    published: list[str] = field(default_factory=list)  # task ids of unsent messages now sent
+    requeued: dict[str, list[str]] = field(default_factory=dict)  # finder name -> subjects moved on
+    waiting_for_human: list[str] = field(default_factory=list)  # subjects whose latest job is dead
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "requeued": self.requeued,
+            "waiting_for_human": self.waiting_for_human,
+        }
+
+
+def sweep_once_per_slot(stuck_after: timedelta) -> dict[str, Any] | None:
+    """The beat entry's sweep: once per minute slot (a unique key), None when the slot was taken."""
+    with transaction.atomic():  # the claim commits on its own, before any work
+        claim = claim_once(f"recovery:{timezone.now():%Y-%m-%dT%H:%M}")
+    if claim is None:
+        return None
+    result = sweep(stuck_after).as_dict()
+    claim.result = result
+    claim.save(update_fields=["result"])
+    return result
+
+
+def sweep(stuck_after: timedelta) -> SweepReport:
+    """Publish unsent messages, then re-enqueue the jobs of every stuck subject with no live job."""
+    report = SweepReport()
+    budget = SWEEP_LIMIT - _publish_unsent(report)
+    cutoff = timezone.now() - stuck_after
+    held: set[str] | None = None  # read from the broker only if some job needs it
+    for name, finder in _finders.items():
+        moved = report.requeued.setdefault(name, [])
+        candidates = iter(finder(cutoff))
+        while budget > 0 and (chunk := list(islice(candidates, min(_CHUNK, budget)))):
+            timelines = _timelines([stuck.subject for stuck in chunk])
+            for stuck in chunk:
+                timeline = timelines.get(stuck.subject, [])
+                if _waiting_for_human(timeline):
+                    report.waiting_for_human.append(stuck.subject)
+                    continue
+                unfinished = [run for run in timeline if run.status in _UNFINISHED]
+                if any(run.updated_at >= cutoff or run.status == JobRun.Status.UNSENT for run in unfinished):
+                    continue
+                if unfinished:
+                    if held is None:
+                        held = broker.held_task_ids(current_app.amqp.queues.keys())
+                    if any(run.task_id in held for run in unfinished):
+                        continue
+                _requeue(stuck, unfinished)
+                moved.append(stuck.subject)
+                budget -= 1
+    if any(report.requeued.values()) or report.published:
+        logger.warning("recovery sweep: %s", report.as_dict())
+    return report
+
+
+def _publish_unsent(report: SweepReport) -> int:
+    for run in JobRun.objects.filter(status=JobRun.Status.UNSENT).order_by("id")[:SWEEP_LIMIT]:
+        # Claim the row first, so a second sweep racing this one does not send it too.
+        claimed = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.UNSENT).update(
+            status=JobRun.Status.QUEUED
+        )
+        if claimed and publish(current_app.tasks[run.name], run.args, run.task_id):
+            report.published.append(run.task_id)
+    return len(report.published)
+
+
+def _timelines(subjects: list[str]) -> dict[str, list[JobRun]]:
+    found: dict[str, list[JobRun]] = {}
+    runs = JobRun.objects.filter(subject__in=subjects).only(
+        "task_id", "subject", "status", "queued_at", "updated_at", "finished_at"
+    )
+    for run in runs:
+        found.setdefault(run.subject, []).append(run)
+    return found
+
+
+def _waiting_for_human(timeline: list[JobRun]) -> bool:
+    """The subject's latest event is a job dying: nothing was queued for it since."""
+    deaths = [run.finished_at for run in timeline if run.status == JobRun.Status.DEAD and run.finished_at]
+    return bool(deaths) and max(deaths) >= max(run.queued_at for run in timeline)
+
+
+def _requeue(stuck: Stuck, lost: list[JobRun]) -> None:
+    with transaction.atomic():
+        JobRun.objects.filter(pk__in=[run.pk for run in lost], status__in=JobRun.LIVE_STATUSES).update(
+            status=JobRun.Status.REQUEUED, last_error="message lost; re-enqueued by the recovery sweep"
+        )
+        for task, args in stuck.jobs:
+            if task.subject_for(args) != stuck.subject:
+                raise ValueError(f"{task.name}{args} does not work on {stuck.subject}")
+            enqueue_on_commit(task, *args)
