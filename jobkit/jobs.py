@@ -14,4 +14,6 @@ from jobkit.tasks import ShopTask
 
 @shared_task(base=ShopTask, name="jobkit.recover_stuck_work", subject_kind="sweep", max_retries=0)
 def recover_stuck_work() -> dict[str, Any] | None:
-    return recovery.sweep_once_per_slot(timedelta(seconds=settings.SWEEP_STUCK_AFTER_SECONDS))
+    return recovery.sweep_once_per_slot(
+        timedelta(seconds=settings.SWEEP_STUCK_AFTER_SECONDS), settings.SWEEP_INTERVAL_SECONDS
+    )

@@ -2,9 +2,10 @@
 
 Messages get lost: Redis restarted or flushed, a worker killed after taking a message and before the
 broker recorded it, a broker unreachable at the moment a transaction committed. One sweep, run by beat
-once per minute slot however many beats fire it, finds the work those messages were for and sends it
-again. It knows no domain: each app registers a *finder* (in its `AppConfig.ready()`) that says which of
-its subjects sit in an intermediate state unchanged since a cutoff, and which job moves each one on.
+once per time slot (SWEEP_INTERVAL_SECONDS) however many beats fire it, finds the work those messages
+were for and sends it again. It knows no domain: each app registers a *finder* (in its
+`AppConfig.ready()`) that says which of its subjects sit in an intermediate state unchanged since a
+cutoff, and which job moves each one on.
 
 For each subject a finder reports, the sweep re-enqueues its jobs only if
 - no job of the subject is alive: a job counts as alive while its message is held by the broker (waiting
@@ -76,10 +77,11 @@ class SweepReport:
         }
 
 
-def sweep_once_per_slot(stuck_after: timedelta) -> dict[str, Any] | None:
-    """The beat entry's sweep: once per minute slot (a unique key), None when the slot was taken."""
+def sweep_once_per_slot(stuck_after: timedelta, slot_seconds: float) -> dict[str, Any] | None:
+    """The beat entry's sweep: once per time slot (a unique key), None when the slot was taken."""
+    slot = int(timezone.now().timestamp() // slot_seconds)
     with transaction.atomic():  # the claim commits on its own, before any work
-        claim = claim_once(f"recovery:{timezone.now():%Y-%m-%dT%H:%M}")
+        claim = claim_once(f"recovery:{slot_seconds:g}s:{slot}")
     if claim is None:
         return None
     result = sweep(stuck_after).as_dict()

@@ -12,7 +12,10 @@ from sandbox.web import Handler, Request, Response, Router, json_response
 _PAYMENT = ("id", "amount", "currency", "status", "metadata", "created")
 # Inspection lists: path -> (kind of object, fields shown), every object oldest first.
 LISTINGS = {
-    "/_sandbox/payments/payment_intents": ("payment_intent", (*_PAYMENT, "customer", "latest_charge")),
+    "/_sandbox/payments/payment_intents": (
+        "payment_intent",
+        (*_PAYMENT, "customer", "latest_charge", "last_payment_error"),
+    ),
     "/_sandbox/payments/refunds": ("refund", (*_PAYMENT, "payment_intent", "charge")),
     "/_sandbox/carrier/shipments": (
         "shipment",

@@ -35,7 +35,7 @@ def save_message(store: Store, sender: str, recipients: list[str], raw: bytes) -
     ]
     message_id = new_id("msg")
     store.execute(
-        "INSERT INTO mail VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO mail VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             message_id,
             sender,
@@ -44,6 +44,7 @@ def save_message(store: Store, sender: str, recipients: list[str], raw: bytes) -
             json.dumps(attachments),
             raw,
             now_iso(),
+            str(message["message-id"] or ""),
         ),
     )
     return message_id
@@ -51,7 +52,8 @@ def save_message(store: Store, sender: str, recipients: list[str], raw: bytes) -
 
 def list_messages(store: Store) -> list[dict[str, Any]]:
     rows = store.execute(
-        "SELECT id, sender, recipients, subject, attachments, received_at FROM mail ORDER BY rowid"
+        "SELECT id, sender, recipients, subject, attachments, received_at, message_id_header FROM mail "
+        "ORDER BY rowid"
     )
     return [
         {
@@ -61,8 +63,9 @@ def list_messages(store: Store) -> list[dict[str, Any]]:
             "subject": subject,
             "attachments": json.loads(attachments),
             "received_at": received_at,
+            "message_id": header or "",  # the Message-ID header the sender set
         }
-        for message_id, sender, recipients, subject, attachments, received_at in rows
+        for message_id, sender, recipients, subject, attachments, received_at, header in rows
     ]
 
 

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS mail (
     subject TEXT,
     attachments TEXT NOT NULL,
     raw BLOB NOT NULL,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    message_id_header TEXT
 );
 CREATE TABLE IF NOT EXISTS webhook_queue (
     event_id TEXT PRIMARY KEY,
@@ -89,6 +90,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(mail)")}
+        if "message_id_header" not in columns:  # a state file written by an older sandbox
+            self._db.execute("ALTER TABLE mail ADD COLUMN message_id_header TEXT")
         self._init_stats()
         self.faults: dict[str, dict[str, Any]] = faults.merge_saved(self._setting("faults"))
         self.webhook: dict[str, str | None] = self._setting("webhook") or {"url": None, "secret": None}

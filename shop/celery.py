@@ -11,9 +11,9 @@ import os
 from celery import Celery
 from kombu import Queue
 
-from shop.schedule import BEAT_SCHEDULE
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+
+from shop.schedule import BEAT_SCHEDULE  # reads settings: import it after naming the module
 
 QUEUES = ("default", "billing", "documents", "mailers", "external", "maintenance")
 

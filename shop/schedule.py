@@ -6,21 +6,21 @@ guards itself in the database, never by trusting that beat fires exactly once.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery.schedules import crontab
+from django.conf import settings
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # The database is the source of truth: send unsent messages, move on work whose messages were lost.
     "recover-stuck-work": {
         "task": "jobkit.recover_stuck_work",
-        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 60)),
+        "schedule": settings.SWEEP_INTERVAL_SECONDS,
     },
     # Reminders are rows with a due time; this claims the due ones (SKIP LOCKED: two beats are harmless).
     "send-due-reminders": {
         "task": "notifications.send_due_reminders",
-        "schedule": float(os.environ.get("REMINDER_INTERVAL_SECONDS", 60)),
+        "schedule": settings.REMINDER_INTERVAL_SECONDS,
     },
     # Daily pruning, guarded by a unique key per day: a second beat or a re-run does nothing.
     "daily-maintenance": {

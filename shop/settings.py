@@ -179,6 +179,8 @@ JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_int("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 # The sweeper re-enqueues work that has shown no sign of life for this long (longer than any backoff).
 SWEEP_STUCK_AFTER_SECONDS = env_int("SWEEP_STUCK_AFTER_SECONDS", 600)
+# The recovery sweep runs once per slot of this many seconds, however many beats fire it.
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 60)
 # Payment reminders after a failed payment (seconds after it); the last one expires the order or
 # cancels the subscription. The periodic job that sends due reminders runs every REMINDER_INTERVAL_SECONDS.
 REMINDER_OFFSETS_SECONDS = [

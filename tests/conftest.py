@@ -102,12 +102,18 @@ def stack(
 
 
 @pytest.fixture
-def e2e(stack: Stack, transactional_db: None) -> Stack:
-    """An end-to-end test: committed data, a clean sandbox, closed breakers, the running worker."""
+def e2e(stack: Stack, transactional_db: None) -> Iterator[Stack]:
+    """An end-to-end test: committed data, a clean sandbox, closed breakers, the running worker, and a
+    broker holding no message, before and after (so no job of one test writes rows in the next)."""
     stack.sandbox.reset()
     for service in SERVICES:
         breaker_for(service).reset()
-    return stack
+    stack.drain_broker()
+    yield stack
+    stack.sandbox.clear_faults()  # what a test left failing ends its retries quickly
+    for service in SERVICES:
+        breaker_for(service).reset()
+    stack.drain_broker()
 
 
 @pytest.fixture

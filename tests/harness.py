@@ -7,11 +7,14 @@ data a test writes must be committed: end-to-end tests use the `transactional_db
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import redis
 
 from sandbox.testing import SandboxControl
 from shop import processes
@@ -79,6 +82,22 @@ class Stack:
     def stop_beats(self) -> None:
         processes.stop_all(self.beats)
         self.beats.clear()
+
+    def drain_broker(self, timeout: float = 60) -> None:
+        """Wait until the broker holds no message (queued, or taken and unacknowledged); after `timeout`,
+        drop what is left, saying so. Messages of a worker killed whole come back after the visibility
+        timeout (10 s here), so a crash test's leftovers are waited for, not dropped."""
+        client = redis.Redis.from_url(self.broker_url)
+
+        def held() -> int:
+            return sum(client.llen(queue) for queue in QUEUES) + client.hlen("unacked")
+
+        deadline = time.monotonic() + timeout
+        while held() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if held():
+            warnings.warn(f"dropped {held()} job message(s) left after {timeout}s", stacklevel=2)
+            client.delete(*QUEUES, "unacked", "unacked_index")
 
     def logs(self) -> str:
         children = self.workers + self.beats

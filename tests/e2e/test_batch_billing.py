@@ -8,7 +8,7 @@ import datetime
 import pytest
 from django.core.management import CommandError, call_command
 
-from jobkit.models import JobRun
+from jobkit.models import JobExecution, JobRun
 from notifications.models import Reminder
 from subscriptions import jobs, renewals
 from subscriptions.models import BillingRun, Subscription
@@ -144,4 +144,6 @@ def test_batches_whose_messages_were_lost_are_swept_back(client, workers, plans)
     workers.add_beat("beat")
     run = wait_for_run(workers, timeout=60)
     assert (run.batches_done, run.subscriptions_billed) == (2, 20)
-    assert JobRun.objects.filter(name="subscriptions.sweep_stalled_batches", status="succeeded").exists()
+    sweeps = JobExecution.objects.filter(key__startswith="recovery:").exclude(result={})
+    requeued = [subject for sweep in sweeps for subject in sweep.result["requeued"]["billing"]]
+    assert sorted(requeued) == sorted(f"billing_batch:{batch.pk}" for batch in run.batches.all())

@@ -1,0 +1,56 @@
+"""A database blip (connections killed by PostgreSQL) is retried, never a dead job: every order still
+completes, charged once. PostgreSQL only: SQLite has no server to drop connections."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.db import connection
+
+from jobkit.models import JobRun
+from orders.models import Order
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.e2e
+ORDERS = 6
+
+
+def terminate_other_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_jobs_survive_their_database_connections_being_terminated(client, workers, catalogue):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite has no backends to terminate")
+    workers.add_worker("second-worker")
+    # Slow outside calls keep jobs holding their connections while we cut them.
+    workers.sandbox.set_fault("carrier", latency_ms=700)
+    workers.sandbox.set_fault("payments", latency_ms=300)
+    body = {"email": "ada@example.com", "items": [{"sku": "TEA-EARL", "quantity": 1}]}
+    body["payment_method"] = "pm_card_visa"
+    order_ids = [
+        client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
+        for _ in range(ORDERS)
+    ]
+    terminated = 0
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:  # cut every worker connection, over and over, while jobs run
+        terminated += terminate_other_backends()
+        time.sleep(0.4)
+    assert terminated > 0
+    workers.sandbox.clear_faults()
+
+    done = Order.objects.filter(public_id__in=order_ids, status="completed")
+    wait_for(lambda: done.count() == ORDERS, 120, workers.logs)
+    assert not JobRun.objects.filter(status="dead").exists()
+    assert JobRun.objects.filter(retries__gte=1).exists()  # some job met a dropped connection and retried
+    charged = sorted(pi["metadata"]["order_id"] for pi in workers.sandbox.payment_intents())
+    assert charged == sorted(order_ids)
+    assert len(workers.sandbox.shipments()) == ORDERS
