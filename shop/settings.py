@@ -4,6 +4,7 @@ DATABASE_URL   default: SQLite file var/shop.sqlite3 (WAL, busy timeout, IMMEDIA
 REDIS_URL      default: the broker the running demo published, else redis://127.0.0.1:6379/0
 STRIPE_SECRET_KEY / STRIPE_API_BASE
                default: the local sandbox; an sk_test_ key with no base talks to real Stripe test mode
+SANDBOX_URL    the sandbox's control API for /ops/; default: the local one, none when SHOP_ENV=production
 SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
 """
 
@@ -211,11 +212,14 @@ CELERY_TIMEZONE = TIME_ZONE
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = env_int("SANDBOX_PORT", RUNTIME.get("sandbox_port", 12111))
 SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", RUNTIME.get("sandbox_smtp_port", 1025))
-SANDBOX_URL = os.environ.get("SANDBOX_URL", f"http://{SANDBOX_HOST}:{SANDBOX_PORT}")
+_sandbox_base = os.environ.get("SANDBOX_URL") or f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
+# The sandbox's control API, behind the fault switches on /ops/. Empty: no sandbox, no switches (the
+# default when SHOP_ENV=production: a deployment names its sandbox, as docker-compose.yml does).
+SANDBOX_URL = os.environ.get("SANDBOX_URL", "" if PRODUCTION else _sandbox_base)
 
 _stripe_key_from_env = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or (
-    None if _stripe_key_from_env.startswith("sk_test_") else SANDBOX_URL
+    None if _stripe_key_from_env.startswith("sk_test_") else _sandbox_base
 )
 STRIPE_SECRET_KEY = _stripe_key_from_env or "sk_sandbox_local_demo"
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{local_secret('stripe-webhook')}"
@@ -223,7 +227,7 @@ STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{loca
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
 
-CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{SANDBOX_URL}/carrier/v1")
+CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{_sandbox_base}/carrier/v1")
 CARRIER_API_KEY = os.environ.get("CARRIER_API_KEY", "carrier-sandbox-key")
 CARRIER_TIMEOUT_SECONDS = env_float("CARRIER_TIMEOUT_SECONDS", 10)
 

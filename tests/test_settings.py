@@ -10,14 +10,18 @@ import pytest
 from shop.processes import base_env
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.CompletedProcess[str]:
+    """Print one setting from a fresh process; an env value of None removes that variable."""
+    environ = base_env(**{name: value for name, value in env.items() if value is not None})
+    for name in [name for name, value in env.items() if value is None]:
+        environ.pop(name, None)
     return subprocess.run(
         [
             sys.executable,
             "-c",
-            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+            f"import django; django.setup(); from django.conf import settings; print(settings.{setting})",
         ],
-        env=base_env(**env),
+        env=environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -43,3 +47,20 @@ def test_production_with_a_real_key_starts_with_debug_off():
     result = load_settings(SHOP_ENV="production", DJANGO_SECRET_KEY="k" * 50, DJANGO_DEBUG="")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+PRODUCTION = {"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "k" * 50, "DJANGO_DEBUG": ""}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, "http://127.0.0.1:12999"),
+        ({**PRODUCTION, "SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, ""),
+        ({**PRODUCTION, "SANDBOX_URL": "http://sandbox:12111"}, "http://sandbox:12111"),
+    ],
+)
+def test_the_sandbox_control_url_defaults_to_the_local_sandbox_but_not_in_production(env, expected):
+    result = load_settings("SANDBOX_URL", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
