@@ -296,12 +296,16 @@ def use_services(redis_url: str, sandbox_port: int, smtp_port: int, **extra: obj
 
 
 def service_env(redis_url: str, sandbox_port: int, smtp_port: int, **extra: str) -> dict[str, str]:
-    """The environment that points a child process at the same broker and sandbox."""
+    """The environment that points a child process at the same broker, sandbox and media files."""
+    from django.conf import settings
+
     env = base_env(
         REDIS_URL=redis_url,
         SANDBOX_PORT=str(sandbox_port),
         SANDBOX_SMTP_PORT=str(smtp_port),
         STRIPE_API_BASE=f"http://{HOST}:{sandbox_port}",
+        # What a worker writes (invoice PDFs), this process serves: a harness may have moved MEDIA_ROOT.
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
         **extra,
     )
     env.pop("STRIPE_SECRET_KEY", None)  # harnesses always talk to the sandbox

@@ -2,6 +2,7 @@
 
 DATABASE_URL   default: SQLite file var/shop.sqlite3 (WAL, busy timeout, IMMEDIATE transactions)
 REDIS_URL      default: the broker the running demo published, else redis://127.0.0.1:6379/0
+MEDIA_ROOT     default: var/media (invoice PDFs); an absolute path
 STRIPE_SECRET_KEY / STRIPE_API_BASE
                default: the local sandbox; an sk_test_ key with no base talks to real Stripe test mode
 SANDBOX_URL    the sandbox's control API for /ops/; default: the local one, none when SHOP_ENV=production
@@ -11,6 +12,7 @@ SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TypeVar
 
 import dj_database_url
@@ -46,6 +48,16 @@ def env_int(name: str, default: int) -> int:
 
 def env_float(name: str, default: float) -> float:
     return env_number(name, default, float)
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    # Relative to what? The web server, workers and beat may each run from another directory.
+    if not os.path.isabs(value):
+        raise ImproperlyConfigured(f"{name} must be an absolute path, got {value!r}")
+    return Path(value)
 
 
 RUNTIME = read_runtime()
@@ -135,13 +147,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file (the test worker process opens it too), one per test session so two sessions never collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_shop_{os.getpid()}.sqlite3")}
+else:
+    # One test database per test session on a shared server too (a second session would drop the first's).
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Static and media --------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a missing root
-MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -1,13 +1,18 @@
-"""Settings refuse unsafe production configurations before anything starts."""
+"""Settings refuse unsafe or malformed configurations before anything starts, and keep test sessions apart."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from shop.processes import base_env
+from tests.conftest import TEST_VAR
 
 
 def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.CompletedProcess[str]:
@@ -35,6 +40,7 @@ def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.Compl
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
+        ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
     ],
 )
 def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
@@ -64,3 +70,16 @@ def test_the_sandbox_control_url_defaults_to_the_local_sandbox_but_not_in_produc
     result = load_settings("SANDBOX_URL", **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+def test_media_root_comes_from_the_environment():
+    result = load_settings("MEDIA_ROOT", MEDIA_ROOT="/srv/shop-media")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/srv/shop-media"
+
+
+@pytest.mark.django_db
+def test_this_test_session_has_a_database_and_media_files_of_its_own():
+    # Named by this process's id, on SQLite (a file) and PostgreSQL (a database on a shared server) alike.
+    assert Path(connection.settings_dict["NAME"]).stem.endswith(f"_{os.getpid()}")
+    assert Path(settings.MEDIA_ROOT) == TEST_VAR / "media"
