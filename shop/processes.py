@@ -1,8 +1,9 @@
 """Start, watch and stop the shop's processes: broker, sandbox, Celery worker and beat, web server.
 
 Used by `python manage.py demo` and by the end-to-end test harness, so both run the same commands.
-Every child gets its own process group, so stopping one also stops what it forked (prefork pool,
-gunicorn workers) and nothing is left holding a port.
+Every child gets its own process group. A stop is graceful first: SIGTERM goes to the group leader
+alone (the Celery main process finishes its running jobs, the gunicorn master drains its workers);
+after STOP_TIMEOUT_SECONDS whatever is left of the group is killed, so nothing keeps holding a port.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from shop.celery import QUEUES
 
 PYTHON = sys.executable
 HOST = "127.0.0.1"
+# How long a stop waits for a child to exit by itself (a Celery worker finishing the jobs it runs) before
+# killing it: well under the 60 s soft time limit, so Ctrl-C stays prompt even with a slow job running.
+STOP_TIMEOUT_SECONDS = 30.0
 
 
 def free_port() -> int:
@@ -35,7 +39,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. SO_REUSEADDR, as gunicorn and the sandbox bind:
+    sockets of a stopped server's closed connections (TIME_WAIT, about a minute) do not count as use."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -67,6 +74,7 @@ class Child:
         self.log_path = log_dir / f"{name}.log"
         self.echo = echo
         self.popen: subprocess.Popen[bytes] | None = None
+        self.pump: threading.Thread | None = None
         self.tail: deque[str] = deque(maxlen=60)
 
     def start(self) -> Child:
@@ -82,7 +90,10 @@ class Child:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        threading.Thread(target=self._pump, args=(self.popen,), daemon=True, name=f"pump-{self.name}").start()
+        self.pump = threading.Thread(
+            target=self._pump, args=(self.popen,), daemon=True, name=f"pump-{self.name}"
+        )
+        self.pump.start()
         return self
 
     def _pump(self, popen: subprocess.Popen[bytes]) -> None:
@@ -103,34 +114,42 @@ class Child:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def signal_leader(self, sig: int) -> None:
+        if self.popen is not None:
+            self.popen.send_signal(sig)
+
     def signal_group(self, sig: int) -> None:
         if self.popen is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         stop_all([self], timeout)
 
     def output_tail(self) -> str:
         return "\n".join(self.tail)
 
 
-def stop_all(children: list[Child], timeout: float = 15) -> None:
-    """SIGTERM every child at once, wait up to `timeout` in total, then SIGKILL what is left."""
+def stop_all(children: list[Child], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGTERM every child's leader at once, wait up to `timeout` in total, then SIGKILL what is left.
+
+    Only the leader: a signal to the whole group would kill Celery's pool processes mid-job
+    (WorkerLostError) instead of letting the main process's warm shutdown wait for them.
+    """
     for child in children:
         if child.alive():
-            child.signal_group(signal.SIGTERM)
+            child.signal_leader(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for child in children:
         if child.popen is None:
             continue
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.popen.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.signal_group(signal.SIGKILL)
-            child.popen.wait(5)
-        # Whatever the leader left behind in its group (a pool child mid-task) goes too.
+        # A leader past the timeout, and whatever it left behind in its group, goes now.
         child.signal_group(signal.SIGKILL)
+        child.popen.wait(5)
+        if child.pump is not None:
+            child.pump.join(5)  # the log file holds the child's last words once stop returns
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:
@@ -277,12 +296,16 @@ def use_services(redis_url: str, sandbox_port: int, smtp_port: int, **extra: obj
 
 
 def service_env(redis_url: str, sandbox_port: int, smtp_port: int, **extra: str) -> dict[str, str]:
-    """The environment that points a child process at the same broker and sandbox."""
+    """The environment that points a child process at the same broker, sandbox and media files."""
+    from django.conf import settings
+
     env = base_env(
         REDIS_URL=redis_url,
         SANDBOX_PORT=str(sandbox_port),
         SANDBOX_SMTP_PORT=str(smtp_port),
         STRIPE_API_BASE=f"http://{HOST}:{sandbox_port}",
+        # What a worker writes (invoice PDFs), this process serves: a harness may have moved MEDIA_ROOT.
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
         **extra,
     )
     env.pop("STRIPE_SECRET_KEY", None)  # harnesses always talk to the sandbox

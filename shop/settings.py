@@ -2,14 +2,17 @@
 
 DATABASE_URL   default: SQLite file var/shop.sqlite3 (WAL, busy timeout, IMMEDIATE transactions)
 REDIS_URL      default: the broker the running demo published, else redis://127.0.0.1:6379/0
+MEDIA_ROOT     default: var/media (invoice PDFs); an absolute path
 STRIPE_SECRET_KEY / STRIPE_API_BASE
                default: the local sandbox; an sk_test_ key with no base talks to real Stripe test mode
+SANDBOX_URL    the sandbox's control API for /ops/; default: the local one, none when SHOP_ENV=production
 SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TypeVar
 
 import dj_database_url
@@ -45,6 +48,16 @@ def env_int(name: str, default: int) -> int:
 
 def env_float(name: str, default: float) -> float:
     return env_number(name, default, float)
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    # Relative to what? The web server, workers and beat may each run from another directory.
+    if not os.path.isabs(value):
+        raise ImproperlyConfigured(f"{name} must be an absolute path, got {value!r}")
+    return Path(value)
 
 
 RUNTIME = read_runtime()
@@ -134,13 +147,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file (the test worker process opens it too), one per test session so two sessions never collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_shop_{os.getpid()}.sqlite3")}
+else:
+    # One test database per test session on a shared server too (a second session would drop the first's).
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Static and media --------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a missing root
-MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -213,11 +229,14 @@ CELERY_TIMEZONE = TIME_ZONE
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = env_int("SANDBOX_PORT", RUNTIME.get("sandbox_port", 12111))
 SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", RUNTIME.get("sandbox_smtp_port", 1025))
-SANDBOX_URL = os.environ.get("SANDBOX_URL", f"http://{SANDBOX_HOST}:{SANDBOX_PORT}")
+_sandbox_base = os.environ.get("SANDBOX_URL") or f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
+# The sandbox's control API, behind the fault switches on /ops/. Empty: no sandbox, no switches (the
+# default when SHOP_ENV=production: a deployment names its sandbox, as docker-compose.yml does).
+SANDBOX_URL = os.environ.get("SANDBOX_URL", "" if PRODUCTION else _sandbox_base)
 
 _stripe_key_from_env = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or (
-    None if _stripe_key_from_env.startswith("sk_test_") else SANDBOX_URL
+    None if _stripe_key_from_env.startswith("sk_test_") else _sandbox_base
 )
 STRIPE_SECRET_KEY = _stripe_key_from_env or "sk_sandbox_local_demo"
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{local_secret('stripe-webhook')}"
@@ -225,7 +244,7 @@ STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{loca
 # well before the task's soft time limit, so the job's retry policy decides, not the time limit.
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 20)
 
-CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{SANDBOX_URL}/carrier/v1")
+CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{_sandbox_base}/carrier/v1")
 CARRIER_API_KEY = os.environ.get("CARRIER_API_KEY", "carrier-sandbox-key")
 CARRIER_TIMEOUT_SECONDS = env_float("CARRIER_TIMEOUT_SECONDS", 10)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.db import connection
 
 from jobkit.breaker import SERVICES, breaker_for
@@ -21,6 +22,11 @@ from tests.harness import Stack, database_url, wait_for
 TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout
 STANDARD_WORKER = "test-worker"
 REMINDER_OFFSETS = [2, 4, 6]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Media files per session too, like the test database; worker processes get it through service_env.
+    django_settings.MEDIA_ROOT = TEST_VAR / "media"
 
 
 @pytest.fixture(scope="session")

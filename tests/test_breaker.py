@@ -1,6 +1,10 @@
 """The shared circuit breaker (pattern 6), against a real redis-server and the embedded one.
 
 No database: every test talks to a Redis server this module starts itself.
+
+No assertion races the clock: a duration that must not run out during a test is a minute long, one that
+must run out is waited for by watching the breaker's state change, and times are only compared with
+each other (the Redis server's clock, which the breaker itself uses).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import pytest
 from redis import Redis
 
 from jobkit import breaker as breaker_module
-from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, breaker_for
+from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, Permit, breaker_for
 from shop.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +92,13 @@ def fail_once(breaker: CircuitBreaker) -> None:
 def open_breaker(breaker: CircuitBreaker) -> None:
     for _ in range(breaker.failure_threshold):
         fail_once(breaker)
-    assert breaker.snapshot()["state"] == "open"
+    # The transition log, not the live state: a short cooldown may already be over.
+    assert [(t["from"], t["to"]) for t in breaker.transitions(1)] == [("closed", "open")]
+
+
+def wait_for_state(breaker: CircuitBreaker, state: str) -> None:
+    """Watch the breaker until it is in `state` (a cooldown ending, a window moving on)."""
+    wait_until(lambda: breaker.snapshot()["state"] == state, 10, f"breaker {breaker.name} to be {state}")
 
 
 def server_time(client: Redis) -> float:
@@ -97,7 +107,7 @@ def server_time(client: Redis) -> float:
 
 
 def test_opens_after_exactly_the_threshold_and_rejects_every_call_while_open(make_breaker: MakeBreaker):
-    breaker = make_breaker(failure_threshold=3, window_seconds=10, cooldown_seconds=5)
+    breaker = make_breaker(failure_threshold=3, window_seconds=60, cooldown_seconds=60)
     for failures in (1, 2):
         fail_once(breaker)
         assert breaker.snapshot()["state"] == "closed", f"opened after {failures} failures"
@@ -107,12 +117,15 @@ def test_opens_after_exactly_the_threshold_and_rejects_every_call_while_open(mak
     assert snap["state"] == "open"
     assert snap["failures"] == 3
     assert snap["opened_at"] is not None
-    calls = 0
+    calls, waits = 0, []
     for _ in range(5):
         with pytest.raises(CircuitOpen) as raised, breaker.guard():
             calls += 1
         assert raised.value.breaker == breaker.name
-        assert 0 < raised.value.retry_after <= 5
+        waits.append(raised.value.retry_after)
+    # Each caller is told to come back when the one cooldown ends: never later, and later callers sooner.
+    assert all(0 < wait <= 60 for wait in waits)
+    assert all(earlier > later for earlier, later in itertools.pairwise(waits))
     copy = pickle.loads(pickle.dumps(raised.value))
     assert (copy.breaker, copy.retry_after, str(copy)) == (
         breaker.name,
@@ -124,13 +137,13 @@ def test_opens_after_exactly_the_threshold_and_rejects_every_call_while_open(mak
     assert calls == 0
     snap = breaker.snapshot()
     assert (snap["allowed"], snap["rejected"], snap["probes"]) == (3, 6, 0)
-    assert 4 < snap["retry_after"] <= 5
+    assert 0 < snap["retry_after"] <= waits[-1]
 
 
 def test_after_the_cooldown_exactly_one_concurrent_caller_is_the_probe(make_breaker: MakeBreaker):
-    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.2, probe_timeout_seconds=10)
+    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.2, probe_timeout_seconds=60)
     open_breaker(breaker)
-    time.sleep(0.25)
+    wait_for_state(breaker, "half_open")
 
     callers = 8
     start = threading.Barrier(callers)
@@ -166,58 +179,77 @@ def test_after_the_cooldown_exactly_one_concurrent_caller_is_the_probe(make_brea
 
 
 def test_a_failed_probe_reopens_with_a_fresh_cooldown(make_breaker: MakeBreaker):
-    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.3)
+    breaker = make_breaker(failure_threshold=2, cooldown_seconds=0.2)
     open_breaker(breaker)
     first_opened = breaker.snapshot()["opened_at"]
-    time.sleep(0.35)
+    wait_for_state(breaker, "half_open")
 
     with pytest.raises(ServiceDown), breaker.guard() as permit:
         assert permit.probe
         raise ServiceDown
 
-    snap = breaker.snapshot()
-    assert snap["state"] == "open"
-    assert snap["opened_at"] >= first_opened + 0.3
-    assert 0.1 < snap["retry_after"] <= 0.3  # the first cooldown had run out: this is a new one
-    with pytest.raises(CircuitOpen) as raised:
-        breaker.admit()
-    assert 0.1 < raised.value.retry_after <= 0.3
+    history = breaker.transitions()
+    assert [(t["from"], t["to"], t["reason"]) for t in history[:2]] == [
+        ("half_open", "open", "probe failed"),
+        ("open", "half_open", "cooldown elapsed"),
+    ]
+    # The new cooldown counts from the failed probe, not from the first opening.
+    reopened = breaker.snapshot()["opened_at"]
+    assert reopened == history[0]["at"]
+    assert reopened >= first_opened + 0.2
+
+
+def test_a_probe_holding_its_lease_keeps_every_other_caller_out(make_breaker: MakeBreaker):
+    breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.1, probe_timeout_seconds=60)
+    open_breaker(breaker)
+    wait_for_state(breaker, "half_open")
+    probe = breaker.admit()
+    assert probe.probe
+    for _ in range(3):
+        with pytest.raises(CircuitOpen) as raised:
+            breaker.admit()
+        assert raised.value.state == "half_open"
+        assert 0 < raised.value.retry_after <= 0.1  # never more than a cooldown, though the lease runs 60 s
+    breaker.record_success(probe)
+    assert breaker.snapshot()["state"] == "closed"
 
 
 def test_a_probe_lease_expires_when_the_prober_never_reports(make_breaker: MakeBreaker):
     breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.1, probe_timeout_seconds=0.3)
     open_breaker(breaker)
-    time.sleep(0.15)
+    wait_for_state(breaker, "half_open")
     lost = breaker.admit()  # its process dies: no report ever comes
     assert lost.probe
-    with pytest.raises(CircuitOpen) as raised:
-        breaker.admit()
-    assert 0 < raised.value.retry_after <= 0.1  # never more than a cooldown, though the lease runs 0.3 s
 
-    time.sleep(0.35)
-    second = breaker.admit()
+    second = wait_until_admitted(breaker)
     assert second.probe
     # The first prober's late report is stale: the lease is now the second probe's.
     breaker.record_success(lost)
     assert breaker.snapshot()["state"] == "half_open"
-    with pytest.raises(CircuitOpen):
-        breaker.admit()
     breaker.record_success(second)
     assert breaker.snapshot()["state"] == "closed"
     assert breaker.snapshot()["probes"] == 2
 
 
+def wait_until_admitted(breaker: CircuitBreaker) -> Permit:
+    """Ask again each time the breaker says to come back, until it admits the call."""
+    for _ in range(200):
+        try:
+            return breaker.admit()
+        except CircuitOpen as exc:
+            time.sleep(exc.retry_after)
+    raise AssertionError(f"{breaker.name} never admitted a call: {breaker.snapshot()}")
+
+
 def test_failures_outside_the_window_do_not_add_up(make_breaker: MakeBreaker):
-    breaker = make_breaker(failure_threshold=3, window_seconds=0.4)
+    breaker = make_breaker(failure_threshold=3, window_seconds=0.3, cooldown_seconds=60)
     fail_once(breaker)
     fail_once(breaker)
-    time.sleep(0.45)
+    wait_until(lambda: breaker.snapshot()["failures"] == 0, 10, "the failures to leave the window")
     fail_once(breaker)
-    fail_once(breaker)
-    snap = breaker.snapshot()
-    assert (snap["state"], snap["failures"]) == ("closed", 2)
-    fail_once(breaker)  # three within the window now
-    assert breaker.snapshot()["state"] == "open"
+    fail_once(breaker)  # four failures in all, but never three within the window
+    assert breaker.snapshot()["state"] == "closed"
+    assert breaker.transitions() == []
 
 
 def test_exceptions_that_do_not_count_never_open_the_breaker(make_breaker: MakeBreaker):
@@ -236,7 +268,7 @@ def test_exceptions_that_do_not_count_never_open_the_breaker(make_breaker: MakeB
 
     # In half-open, a probe that ends with a bad request hands its lease back at once.
     open_breaker(breaker)
-    time.sleep(0.15)
+    wait_for_state(breaker, "half_open")
     with pytest.raises(BadRequest), breaker.guard(blames_service) as permit:
         assert permit.probe
         raise BadRequest
@@ -246,7 +278,7 @@ def test_exceptions_that_do_not_count_never_open_the_breaker(make_breaker: MakeB
 
 def test_calls_in_flight_count_against_the_budget_once_a_failure_shows(make_breaker: MakeBreaker):
     breaker = make_breaker(
-        failure_threshold=3, window_seconds=10, cooldown_seconds=5, probe_timeout_seconds=0.3
+        failure_threshold=3, window_seconds=60, cooldown_seconds=5, probe_timeout_seconds=60
     )
     healthy = [breaker.admit() for _ in range(10)]  # no failure yet: no limit
     for permit in healthy:
@@ -257,17 +289,31 @@ def test_calls_in_flight_count_against_the_budget_once_a_failure_shows(make_brea
     with pytest.raises(CircuitOpen) as raised:
         breaker.admit()  # 1 failure + 2 in flight: the budget of 3 is spoken for
     assert raised.value.state == "closed"
-    assert 0 < raised.value.retry_after <= 0.3
+    assert 0 < raised.value.retry_after <= 5  # never more than a cooldown
     assert breaker.snapshot()["in_flight"] == 2
 
     breaker.record_success(in_flight[0])
     breaker.record_success(breaker.admit())  # a slot came back
-    time.sleep(0.35)  # the other call's process died: its lease runs out
-    assert breaker.snapshot()["in_flight"] == 0
+    fail_once(breaker)  # 2 failures + 1 in flight
+    with pytest.raises(CircuitOpen):
+        breaker.admit()
+    breaker.record_failure(in_flight[1])
+    assert breaker.snapshot()["state"] == "open"
+    assert breaker.snapshot()["failures"] == 3
+
+
+def test_calls_of_a_dead_process_stop_counting_when_their_lease_ends(make_breaker: MakeBreaker):
+    breaker = make_breaker(
+        failure_threshold=3, window_seconds=60, cooldown_seconds=60, probe_timeout_seconds=0.3
+    )
+    fail_once(breaker)
+    lost = [breaker.admit(), breaker.admit()]  # their process dies: no report ever comes
+    wait_until(lambda: breaker.snapshot()["in_flight"] == 0, 10, "the leases of the lost calls to end")
+    breaker.record_success(breaker.admit())  # the budget is free again
     fail_once(breaker)
     fail_once(breaker)
     assert breaker.snapshot()["state"] == "open"
-    breaker.record_failure(in_flight[1])  # a report from before opening changes nothing
+    breaker.record_failure(lost[0])  # a report from before opening changes nothing
     assert breaker.snapshot()["failures"] == 3
 
 
@@ -281,19 +327,25 @@ SHARED = {
 }
 
 
-def hammer(url: str, name: str, barrier: Any, seconds: float) -> None:
-    """One worker process calling an always-failing service through the shared breaker."""
+PROBES = 3  # half-open rounds to watch
+
+
+def hammer(url: str, name: str, barrier: Any) -> None:
+    """One worker process calling an always-failing service through the shared breaker, until the
+    processes together have seen PROBES probes (or, if the breaker never lets one through, 30 s)."""
     client = Redis.from_url(url)
     breaker = CircuitBreaker(name, client, **SHARED)
     barrier.wait(30)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and int(client.get(f"{name}:probes") or 0) < PROBES:
         try:
             with breaker.guard() as permit:
                 started = server_time(client)
                 time.sleep(0.02 if permit.probe else 0.005)  # a slow call gives others time to overlap it
                 call = {"probe": permit.probe, "start": started, "end": server_time(client)}
                 client.rpush(f"{name}:calls", json.dumps(call))
+                if permit.probe:
+                    client.incr(f"{name}:probes")
                 raise ServiceDown
         except ServiceDown:
             pass
@@ -308,7 +360,7 @@ def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
     # held mid-operation and hang the child. The barrier starts all four together once they are imported.
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
-    workers = [context.Process(target=hammer, args=(redis_url, name, barrier, 1.0)) for _ in range(PROCESSES)]
+    workers = [context.Process(target=hammer, args=(redis_url, name, barrier)) for _ in range(PROCESSES)]
     try:
         for worker in workers:
             worker.start()
@@ -324,7 +376,7 @@ def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
         assert all(call["end"] <= first_open["at"] for call in before_open)
 
         probes = sorted((call for call in calls if call["probe"]), key=lambda call: call["start"])
-        assert len(probes) >= 3, "the test ran too few half-open rounds to show anything"
+        assert len(probes) >= PROBES, "the breaker stopped letting probes through"
         for earlier, later in itertools.pairwise(probes):
             assert later["start"] >= earlier["end"], f"probes overlap: {earlier} and {later}"
 
@@ -336,7 +388,7 @@ def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
         for worker in workers:
             if worker.is_alive():
                 worker.kill()
-        client.delete(f"{name}:calls")
+        client.delete(f"{name}:calls", f"{name}:probes")
         breaker.reset()
 
 
@@ -347,7 +399,7 @@ def test_transitions_are_recorded_in_order_and_shown_by_the_snapshot(
     breaker = make_breaker(failure_threshold=1, cooldown_seconds=0.1)
     caplog.set_level(logging.INFO, logger="jobkit.breaker")
     fail_once(breaker)
-    time.sleep(0.15)
+    wait_for_state(breaker, "half_open")
     with breaker.guard() as permit:
         assert permit.probe
 

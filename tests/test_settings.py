@@ -1,23 +1,32 @@
-"""Settings refuse unsafe production configurations before anything starts."""
+"""Settings refuse unsafe or malformed configurations before anything starts, and keep test sessions apart."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from shop.processes import base_env
+from tests.conftest import TEST_VAR
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.CompletedProcess[str]:
+    """Print one setting from a fresh process; an env value of None removes that variable."""
+    environ = base_env(**{name: value for name, value in env.items() if value is not None})
+    for name in [name for name, value in env.items() if value is None]:
+        environ.pop(name, None)
     return subprocess.run(
         [
             sys.executable,
             "-c",
-            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+            f"import django; django.setup(); from django.conf import settings; print(settings.{setting})",
         ],
-        env=base_env(**env),
+        env=environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -31,6 +40,7 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
+        ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
     ],
 )
 def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
@@ -43,3 +53,33 @@ def test_production_with_a_real_key_starts_with_debug_off():
     result = load_settings(SHOP_ENV="production", DJANGO_SECRET_KEY="k" * 50, DJANGO_DEBUG="")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+PRODUCTION = {"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "k" * 50, "DJANGO_DEBUG": ""}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, "http://127.0.0.1:12999"),
+        ({**PRODUCTION, "SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, ""),
+        ({**PRODUCTION, "SANDBOX_URL": "http://sandbox:12111"}, "http://sandbox:12111"),
+    ],
+)
+def test_the_sandbox_control_url_defaults_to_the_local_sandbox_but_not_in_production(env, expected):
+    result = load_settings("SANDBOX_URL", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_media_root_comes_from_the_environment():
+    result = load_settings("MEDIA_ROOT", MEDIA_ROOT="/srv/shop-media")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/srv/shop-media"
+
+
+@pytest.mark.django_db
+def test_this_test_session_has_a_database_and_media_files_of_its_own():
+    # Named by this process's id, on SQLite (a file) and PostgreSQL (a database on a shared server) alike.
+    assert Path(connection.settings_dict["NAME"]).stem.endswith(f"_{os.getpid()}")
+    assert Path(settings.MEDIA_ROOT) == TEST_VAR / "media"

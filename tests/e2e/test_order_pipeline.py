@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -13,6 +14,7 @@ from jobkit.models import JobRun
 from notifications.models import Notification
 from orders import jobs
 from orders.models import Order
+from tests.conftest import TEST_VAR
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +33,8 @@ def test_completed_order_has_one_pdf_two_emails_and_one_shipment(client, e2e, ca
     invoice = Invoice.objects.get(order=order)
     payment = PaymentAttempt.objects.get(invoice=invoice, status="succeeded")
 
+    # The worker wrote it where this session keeps its media files, and this process serves it from there.
+    assert Path(invoice.pdf.path).is_relative_to(TEST_VAR / "media")
     pdf = client.get(f"/orders/{order_id}/invoice.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     text = "".join(

@@ -102,7 +102,10 @@ class Command(BaseCommand):
                         child.start()
                 time.sleep(0.5)
         finally:
-            self.stdout.write("Stopping the demo...")
+            self.stdout.write(
+                f"Stopping the demo: the worker finishes the jobs it is running "
+                f"(up to {processes.STOP_TIMEOUT_SECONDS:.0f} s, then they are killed)..."
+            )
             processes.stop_all(shop)
             processes.stop_all(backing)
             clear_runtime()
