@@ -20,8 +20,8 @@ from shop.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
 
 STAFF_USERNAME = "staff"
 # Recovery you can watch: a killed worker's message comes back in ~2 minutes instead of Celery's hour
-# (still longer than the 90 s hard time limit, so a slow job is never handed out twice), and the sweeper
-# looks for stuck orders after 3 minutes. Environment variables override these.
+# (still longer than the 90 s hard time limit, so a slow job is never handed out twice), and the recovery
+# sweep moves on work whose messages were lost after 3 minutes. Environment variables override these.
 DEMO_TIMINGS = {
     "CELERY_VISIBILITY_TIMEOUT": "120",
     "CELERY_UNACKED_RESTORE_INTERVAL": "5",
