@@ -11,12 +11,15 @@ from datetime import datetime
 from email.message import EmailMessage
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from notifications.models import Notification, Reminder
 from orders.models import Order, Product
 from shop.processes import Child
+from subscriptions.models import Subscription
 from tests.conftest import REMINDER_OFFSETS
+from tests.e2e.test_subscriptions import sign_up, wait_for_subscription
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +135,28 @@ def test_paying_before_the_second_reminder_stops_the_rest(client, workers, catal
         (2, "skipped"),
         (3, "skipped"),
     ]
+
+
+def test_a_declined_renewal_is_reminded_once_each_then_cancelled(client, workers, plans):
+    subscription_id = sign_up(client, email="lin@example.com").json()["id"]
+    subscription = wait_for_subscription(workers, subscription_id, "active")
+    Subscription.objects.filter(pk=subscription.pk).update(payment_method="pm_card_chargeDeclined")
+    workers.add_beat("beat-1")
+
+    call_command("bill_due", date=subscription.current_period_end.isoformat())
+    past_due = wait_for_subscription(workers, subscription_id, "past_due")
+    assert "declined" in past_due.status_reason.lower()
+    wait_for(
+        lambda: reminders_about(workers.sandbox, subscription_id, "lin@example.com"),
+        REMINDER_OFFSETS[0] + 15,
+        workers.logs,
+    )
+    assert Subscription.objects.get(pk=subscription.pk).status == "past_due"  # not cancelled by the first
+
+    cancelled = wait_for_subscription(
+        workers, subscription_id, "cancelled", timeout=sum(REMINDER_OFFSETS) + 30
+    )
+    assert cancelled.status_reason == "Not paid after the final reminder."
+    mails = reminders_about(workers.sandbox, subscription_id, "lin@example.com")
+    assert_one_email_per_reminder(mails, cancelled.subject)
+    assert "last reminder" in mails[-1].get_content() and "last reminder" not in mails[0].get_content()
