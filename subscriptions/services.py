@@ -14,7 +14,7 @@ import calendar
 import datetime
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import services as billing
@@ -76,6 +76,21 @@ def sign_up(*, email: str, plan: Plan, payment_method: str, request_key: str) ->
     issue_period_invoice(subscription, today)
     enqueue_on_commit(jobs.charge_signup, str(subscription.public_id))
     return subscription
+
+
+def sign_up_once(*, email: str, plan: Plan, payment_method: str, request_key: str) -> Subscription:
+    """sign_up, or the subscription an earlier request with this key made (a double-submitted form).
+
+    The unique request key decides, not a look-up first: two concurrent submits both pass a look-up.
+    """
+    try:
+        with transaction.atomic():  # a savepoint if nested: the duplicate rolls back only this attempt
+            return sign_up(email=email, plan=plan, payment_method=payment_method, request_key=request_key)
+    except IntegrityError:
+        existing = Subscription.objects.filter(request_key=request_key).first()
+        if existing is None:
+            raise  # another constraint failed: not a double submit
+        return existing
 
 
 def charge_signup(subscription_id: str) -> None:

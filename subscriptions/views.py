@@ -108,8 +108,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None, initial={"plan": request.GET.get("plan")})
     if request.method == "POST" and form.is_valid():
         request_key = f"form:{request.POST.get('request_key') or uuid.uuid4()}"
-        existing = Subscription.objects.filter(request_key=request_key).first()
-        subscription = existing or services.sign_up(request_key=request_key, **form.cleaned_data)
+        subscription = services.sign_up_once(request_key=request_key, **form.cleaned_data)
         return redirect("subscription-page", subscription_id=subscription.public_id)
     context = {"form": form, "plans": Plan.objects.filter(active=True), "request_key": uuid.uuid4()}
     return render(request, "subscriptions/subscribe.html", context, status=400 if form.errors else 200)

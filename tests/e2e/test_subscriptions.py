@@ -4,10 +4,15 @@ a step after the charge that fails for good is compensated by exactly one refund
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection, transaction
+from django.test import Client
 
-from billing.models import PaymentAttempt, Refund
+from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.models import JobRun
 from subscriptions import jobs
 from subscriptions.models import Subscription
@@ -122,3 +127,59 @@ def test_declined_sign_up_fails_without_compensation(client, e2e, plans):
     assert [m["subject"] for m in e2e.sandbox.mail_messages()] == [
         "Your Coffee of the month sign-up did not go through"
     ]
+
+
+@contextmanager
+def inserts_held_back() -> Iterator[None]:
+    """Until the block ends, inserts into the subscriptions table wait and reads do not, as while a long
+    write holds the database: on SQLite the IMMEDIATE transaction takes the write lock at BEGIN; on
+    PostgreSQL a SHARE lock on the table blocks inserts but not selects."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {Subscription._meta.db_table} IN SHARE MODE")
+        yield
+
+
+def test_two_concurrent_submits_of_the_subscribe_form_make_one_subscription(e2e, plans):
+    """A double click: the same hidden request key twice, at once. Both requests get past any look-up
+    before either inserts (held back behind another write), so only the unique key can decide."""
+    form = {
+        "email": "ada@example.com",
+        "plan": "coffee-monthly",
+        "payment_method": "pm_card_visa",
+        "request_key": "double-click",
+    }
+    wants_to_write = [threading.Event(), threading.Event()]
+    responses: list = [None, None]
+
+    def submit(n: int) -> None:
+        def observe(execute, sql, params, many, context):  # watches; changes nothing
+            if not sql.lstrip().upper().startswith("SELECT"):
+                wants_to_write[n].set()
+            return execute(sql, params, many, context)
+
+        try:
+            with connection.execute_wrapper(observe):
+                responses[n] = Client(raise_request_exception=False).post("/subscribe/", form)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(2)]
+    with inserts_held_back():
+        for thread in threads:
+            thread.start()
+        for event in wants_to_write:
+            assert event.wait(30), "a submit never reached its first write"
+    for thread in threads:
+        thread.join(60)
+
+    assert [r.status_code for r in responses] == [302, 302]
+    assert responses[0]["Location"] == responses[1]["Location"]
+    subscription = Subscription.objects.get()
+    assert responses[0]["Location"] == f"/subscriptions/{subscription.public_id}/"
+    assert Invoice.objects.count() == 1
+    subscription_id = str(subscription.public_id)
+    wait_for_subscription(e2e, subscription_id, "active")
+    assert JobRun.objects.filter(name="subscriptions.charge_signup").count() == 1
+    assert len(intents_for(e2e, subscription_id)) == 1
