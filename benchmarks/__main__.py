@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only checkout,pipeline,billing]: each against a baseline from the same run."""
+"""python -m benchmarks [--only checkout,pipeline,outage,billing]: each against a baseline of its run."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from benchmarks.stack import BENCH_DIR, bench_stack  # first: points Django at t
 
 
 def main() -> None:
-    from benchmarks import batch_billing, checkout, pipeline
+    from benchmarks import batch_billing, checkout, outage, pipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="checkout,pipeline,billing", help="comma-separated benchmarks")
+    everything = "checkout,pipeline,outage,billing"
+    parser.add_argument("--only", default=everything, help="comma-separated benchmarks")
     parser.add_argument("--requests", type=int, default=500, help="checkout requests per side")
     parser.add_argument("--orders", type=int, default=60, help="orders pushed through the pipeline")
     parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")
@@ -21,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = set(args.only.split(","))
     results: dict[str, object] = {}
-    if chosen & {"checkout", "pipeline"}:
+    if chosen & {"checkout", "pipeline", "outage"}:
         with bench_stack() as stack:
             if "checkout" in chosen:
                 results["checkout"] = result = checkout.run(stack, requests=args.requests)
@@ -29,6 +30,9 @@ def main() -> None:
             if "pipeline" in chosen:
                 results["pipeline"] = result = pipeline.run(stack, orders=args.orders)
                 print("\n" + pipeline.report(result), flush=True)
+            if "outage" in chosen:
+                results["outage"] = result = outage.run(stack)
+                print("\n" + outage.report(result), flush=True)
     if "billing" in chosen:
         billing: list[dict[str, float]] = []
         with bench_stack() as stack:
