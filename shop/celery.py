@@ -13,8 +13,6 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
-from shop.schedule import BEAT_SCHEDULE  # reads settings: import it after naming the module
-
 QUEUES = ("default", "billing", "documents", "mailers", "external", "maintenance")
 
 # Which queue each job runs on; one place to read the whole routing table.
@@ -45,5 +43,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_routes = {name: {"queue": queue} for name, queue in ROUTES.items()}
-app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks(related_name="jobs")

@@ -19,6 +19,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from shop.runtime import VAR_DIR, local_secret, read_runtime
+from shop.schedule import beat_schedule
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -222,6 +223,9 @@ _BREAKER_DEFAULTS = {
 CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in ("payments", "carrier", "mail")}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    sweep_interval=SWEEP_INTERVAL_SECONDS, reminder_interval=REMINDER_INTERVAL_SECONDS
+)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
 
