@@ -11,11 +11,10 @@ import uuid
 from pathlib import Path
 
 from benchmarks.stack import BenchStack
-from billing.models import Plan
 from shop import processes
 from shop.factories import seed_plans
 from subscriptions import renewals
-from subscriptions.models import BillingRun, Subscription
+from subscriptions.models import BillingRun, Plan, Subscription
 
 
 def make_due_subscriptions(plan: Plan, count: int, due: datetime.date) -> None:

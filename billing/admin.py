@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from billing.models import Invoice, PaymentAttempt, Plan
+from billing.models import Invoice, InvoiceLine, PaymentAttempt
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ("description", "unit_price", "quantity")
 
 
 class PaymentAttemptInline(admin.TabularInline):
@@ -23,13 +30,8 @@ class PaymentAttemptInline(admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ("number", "email", "amount", "currency", "status", "paid_at", "created_at")
+    list_display = ("number", "owner", "email", "amount", "currency", "status", "paid_at", "created_at")
     list_filter = ("status",)
-    search_fields = ("number", "email")
-    readonly_fields = ("number", "order", "created_at", "paid_at")
-    inlines = [PaymentAttemptInline]
-
-
-@admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "price", "currency", "interval", "active")
+    search_fields = ("number", "email", "owner")
+    readonly_fields = ("number", "owner", "created_at", "paid_at")
+    inlines = [InvoiceLineInline, PaymentAttemptInline]

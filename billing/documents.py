@@ -24,7 +24,7 @@ def invoice_context(invoice: Invoice) -> dict[str, object]:
     return {
         "invoice": invoice,
         "seller": settings.SHOP_SELLER,
-        "lines": invoice.order.lines.all() if invoice.order_id else [],
+        "lines": invoice.lines.all(),
         "totals": {
             "net": net,
             "vat": invoice.amount - net,
@@ -41,7 +41,7 @@ def _font_config() -> FontConfiguration:
     return FontConfiguration()
 
 
-def render_invoice_pdf(invoice: Invoice) -> bytes:
+def render_pdf(invoice: Invoice) -> bytes:
     """The invoice as PDF bytes. A broken template is a bug, not an outage: never worth a retry."""
 
     try:

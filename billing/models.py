@@ -7,6 +7,12 @@ from django.db import models
 
 
 class Invoice(models.Model):
+    """A bill for something billing does not know: its owner ("order:<id>", "subscription:<id>") says what.
+
+    Billing never imports its owners. An owner registers, in `billing.owners`, what it does when one of
+    its invoices is paid or declined, and whether it still wants a payment.
+    """
+
     class Status(models.TextChoices):
         OPEN = "open"
         PAID = "paid"
@@ -14,17 +20,7 @@ class Invoice(models.Model):
 
     # Set from the row id in the same transaction that creates the invoice (sequential, gap-free enough).
     number = models.CharField(max_length=24, unique=True, null=True, blank=True)
-    order = models.OneToOneField(
-        "orders.Order", null=True, blank=True, related_name="invoice", on_delete=models.PROTECT
-    )
-    subscription = models.ForeignKey(
-        "subscriptions.Subscription", null=True, blank=True, related_name="invoices", on_delete=models.PROTECT
-    )
-    period_start = models.DateField(null=True, blank=True)
-    period_end = models.DateField(null=True, blank=True)
-    billing_run = models.ForeignKey(
-        "subscriptions.BillingRun", null=True, blank=True, related_name="invoices", on_delete=models.PROTECT
-    )
+    owner = models.CharField(max_length=80, db_index=True, help_text="kind:id of what the invoice bills")
     email = models.EmailField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -36,28 +32,40 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_positive"),
-            # Re-running a billing run or a batch can never bill a period twice.
-            models.UniqueConstraint(
-                fields=["subscription", "period_start"],
-                condition=models.Q(subscription__isnull=False),
-                name="one_invoice_per_subscription_period",
-            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_positive")
         ]
-        # A billing batch counts its invoices by (run, subscription id range).
-        indexes = [models.Index(fields=["billing_run", "subscription"], name="invoice_run_subscription")]
 
     def __str__(self) -> str:
         return f"{self.number} ({self.status})"
 
+    @property
+    def owner_kind(self) -> str:
+        return self.owner.split(":", 1)[0]
+
+    @property
+    def owner_id(self) -> str:
+        return self.owner.split(":", 1)[1]
+
     def payment_metadata(self) -> dict[str, str]:
         """What every PaymentIntent for this invoice carries, so the gateway side can be traced back."""
-        metadata = {"invoice_number": self.number}
-        if self.order_id:
-            metadata["order_id"] = str(self.order.public_id)
-        if self.subscription_id:
-            metadata["subscription_id"] = str(self.subscription.public_id)
-        return metadata
+        return {"invoice_number": self.number or "", f"{self.owner_kind}_id": self.owner_id}
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, related_name="lines", on_delete=models.CASCADE)
+    description = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    quantity = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.description}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
 
 
 class PaymentAttempt(models.Model):
@@ -112,28 +120,6 @@ class PaymentAttempt(models.Model):
     def amount_minor(self) -> int:
         """Amount in the currency's minor unit, as payment gateways expect it."""
         return int((self.amount * Decimal(100)).to_integral_value())
-
-
-class Plan(models.Model):
-    """A monthly subscription box."""
-
-    class Interval(models.TextChoices):
-        MONTH = "month"
-
-    code = models.SlugField(max_length=32, unique=True)
-    name = models.CharField(max_length=80)
-    description = models.TextField(blank=True)
-    price = models.DecimalField(max_digits=10, decimal_places=2)
-    currency = models.CharField(max_length=3, default="EUR")
-    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
-    active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["price"]
-        constraints = [models.CheckConstraint(condition=models.Q(price__gt=0), name="plan_price_positive")]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.code})"
 
 
 class Refund(models.Model):

@@ -1,7 +1,7 @@
 """Stripe webhooks: verified first, stored once per event id, reconciled idempotently with the jobs.
 
 Either side may learn of a payment first: the job that made the call, or the webhook. Both go through
-billing.services, which records an attempt's outcome only while it is still pending.
+billing.payments, which records an attempt's outcome only while it is still pending.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import services
+from billing import payments
 from billing.models import StripeEvent
 
 HANDLED = {"payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"}
@@ -64,9 +64,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
 def handle(event_type: str, obj: dict[str, Any]) -> None:
     """Reconcile one handled event's object with what the jobs recorded (each call is idempotent)."""
     if event_type.startswith("payment_intent."):
-        services.reconcile_payment_intent(obj)
+        payments.reconcile_payment_intent(obj)
     elif event_type == "charge.refunded":
-        services.reconcile_refund(obj)
+        payments.reconcile_refund(obj)
 
 
 def _is_event(payload: Any) -> bool:

@@ -6,13 +6,13 @@ reaches `crash_point("<point>")` and the marker file does not exist yet, the mar
 the whole worker (main process and pool, one process group) is killed with SIGKILL: no cleanup, no
 acknowledgement, exactly like a power cut. Unset, a crash point costs one dictionary lookup.
 
-Points: `after_gateway_charge` (billing/services.py: the gateway charged, the result is not recorded);
-`after_gateway_refund` (billing/services.py: the gateway refunded, the refund is not recorded);
+Points: `after_gateway_charge` (billing/payments.py: the gateway charged, the result is not recorded);
+`after_gateway_refund` (billing/payments.py: the gateway refunded, the refund is not recorded);
 `mid_billing_batch` (subscriptions/renewals.py: one subscription of a batch billed, the rest not yet).
 
 SHOP_FAIL_AT=<point> makes `fail_point("<point>")` raise PermanentError every time it is reached, for a
 step with no outside service whose permanent failure a test must provoke. Point: `grant_entitlement`
-(subscriptions/services.py: the entitlement step after the carrier registration).
+(subscriptions/signup.py: the entitlement step after the carrier registration).
 """
 
 from __future__ import annotations

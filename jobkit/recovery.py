@@ -35,6 +35,7 @@ from django.utils import timezone
 from jobkit import broker
 from jobkit.enqueue import enqueue_on_commit, publish
 from jobkit.models import JobRun
+from jobkit.registry import Registry
 from jobkit.unique import claim_once
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,8 @@ class Stuck:
 
 
 Finder = Callable[[datetime], Iterable[Stuck]]
-_finders: dict[str, Finder] = {}
-
-
-def register(name: str, finder: Finder) -> None:
-    """Declare what `name`'s stuck subjects are: `finder(cutoff)` yields those unchanged since cutoff."""
-    _finders[name] = finder
+# What each app's stuck subjects are: `finder(cutoff)` yields those unchanged since cutoff.
+finders: Registry[Finder] = Registry("recovery finder")
 
 
 @dataclass
@@ -96,7 +93,7 @@ def sweep(stuck_after: timedelta) -> SweepReport:
     budget = SWEEP_LIMIT - _publish_unsent(report)
     cutoff = timezone.now() - stuck_after
     held: set[str] | None = None  # read from the broker only if some job needs it
-    for name, finder in _finders.items():
+    for name, finder in finders.items():
         moved = report.requeued.setdefault(name, [])
         candidates = iter(finder(cutoff))
         while budget > 0 and (chunk := list(islice(candidates, min(_CHUNK, budget)))):

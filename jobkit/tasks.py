@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -24,13 +25,16 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from jobkit.breaker import CircuitOpen
 from jobkit.errors import PermanentError, TransientError
 from jobkit.models import JobRun
+from jobkit.registry import Registry
 
 logger = logging.getLogger(__name__)
+
+# What runs when a job dies, by task name, called with the job's arguments (e.g. start compensation).
+dead_job_handlers: Registry[Callable[..., None]] = Registry("dead-job handler")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -55,8 +59,6 @@ class ShopTask(Task):
     max_retries = 6
     # What the first positional argument identifies, for the timeline ("order", "invoice", ...).
     subject_kind = "job"
-    # Dotted path of a function called with the job's arguments when it dies (e.g. start compensation).
-    on_dead = ""
     typing = True
 
     def subject_for(self, args: tuple[Any, ...] | list[Any]) -> str:
@@ -151,8 +153,9 @@ class ShopTask(Task):
             finished_at=timezone.now(),
             last_error=describe_error(exc),
         )
-        if self.on_dead:
+        handler = dead_job_handlers.get(self.name)
+        if handler is not None:
             try:
-                import_string(self.on_dead)(*args)
+                handler(*args)
             except Exception:
-                logger.exception("on_dead of %s[%s] failed", self.name, task_id)
+                logger.exception("the dead-job handler of %s[%s] failed", self.name, task_id)

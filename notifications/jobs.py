@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from celery import shared_task
+
 from jobkit.tasks import ShopTask
 from notifications import reminders
-from shop.celery import app
 
 
-@app.task(base=ShopTask, name="notifications.send_due_reminders", subject_kind="reminders")
+@shared_task(base=ShopTask, name="notifications.send_due_reminders", subject_kind="reminders")
 def send_due_reminders() -> int:
     return reminders.send_due()

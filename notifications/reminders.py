@@ -13,16 +13,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from jobkit.registry import Registry
 from notifications.models import Reminder
 
-# What each kind of subject does with a due reminder: "kind" -> "module.function(subject_id, reminder)".
-# The handler re-checks state, sends through the ledger, and expires the subject after the final one.
-HANDLERS = {
-    "order": "orders.services.remind_unpaid_order",
-    "subscription": "subscriptions.services.remind_past_due",
-}
+# What each kind of subject does with a due reminder, `handler(subject_id, reminder) -> sent?`, registered
+# by the app that owns the kind. It re-checks state, sends through the ledger, and ends the subject's wait
+# after the final one.
+handlers: Registry[Callable[[str, Reminder], bool]] = Registry("reminder handler")
 
 
 def schedule(subject: str) -> None:
@@ -58,8 +56,7 @@ def send_due(limit: int = 100) -> int:
             if reminder is None:
                 break
             kind, subject_id = reminder.subject.split(":", 1)
-            handler: Callable[[str, Reminder], bool] = import_string(HANDLERS[kind])
-            sent = handler(subject_id, reminder)  # re-checks state; sends through the ledger
+            sent = handlers[kind](subject_id, reminder)  # re-checks state; sends through the ledger
             reminder.status = Reminder.Status.SENT if sent else Reminder.Status.SKIPPED
             reminder.handled_at = timezone.now()
             reminder.save(update_fields=["status", "handled_at"])

@@ -5,7 +5,12 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from jobkit import recovery
-        from orders.recovery import stuck_orders
+        # What the lower layers call back (jobkit/registry.py): one registration each, here.
+        from billing.owners import owners
+        from jobkit.recovery import finders
+        from notifications.reminders import handlers
+        from orders import payments, recovery, reminders
 
-        recovery.register("orders", stuck_orders)
+        owners.register("order", payments)
+        handlers.register("order", reminders.remind_unpaid_order)
+        finders.register("orders", recovery.stuck_orders)

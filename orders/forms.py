@@ -11,13 +11,9 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from billing.gateway import TEST_PAYMENT_METHODS
+from billing.forms import PaymentForm
+from orders.checkout import CartLine
 from orders.models import Product
-from orders.services import CartLine
-
-
-class PaymentForm(forms.Form):
-    payment_method = forms.ChoiceField(choices=list(TEST_PAYMENT_METHODS.items()), initial="pm_card_visa")
 
 
 class CustomerForm(PaymentForm):

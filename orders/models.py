@@ -41,6 +41,8 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     payment_method = models.CharField(max_length=255)
     status_reason = models.CharField(max_length=200, blank=True)
+    # The order points at its invoice; billing knows the order only as the invoice's owner "order:<id>".
+    invoice = models.OneToOneField("billing.Invoice", related_name="+", on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,15 +77,3 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
-
-
-class Shipment(models.Model):
-    """The carrier's record of a paid order's delivery, created once per order."""
-
-    order = models.OneToOneField(Order, related_name="shipment", on_delete=models.PROTECT)
-    carrier_reference = models.CharField(max_length=255)
-    tracking_number = models.CharField(max_length=255, blank=True)
-    requested_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"shipment {self.carrier_reference} for {self.order.public_id}"

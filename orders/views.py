@@ -14,10 +14,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.forms import PaymentForm
 from jobkit.models import JobRun
-from orders import services
-from orders.forms import CustomerForm, PaymentForm, validate_items
-from orders.models import Order, Product, Shipment
+from orders import checkout
+from orders.forms import CustomerForm, validate_items
+from orders.models import Order, Product
+from shipping.services import shipment_for
 from shop.api import ApiError, bind_json, idempotent_create, json_body
 
 
@@ -37,7 +39,7 @@ def order_url(request: HttpRequest, order: Order) -> str:
 
 def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
     invoice = getattr(order, "invoice", None)
-    shipment = Shipment.objects.filter(order=order).first()
+    shipment = shipment_for(str(order.public_id))
     return {
         "id": str(order.public_id),
         "status": order.status,
@@ -101,7 +103,7 @@ def orders_api(request: HttpRequest) -> JsonResponse:
     return JsonResponse(payload, status=202)
 
 
-def create_order_from(body: dict[str, Any], place: Callable[..., Order] = services.place_order) -> str:
+def create_order_from(body: dict[str, Any], place: Callable[..., Order] = checkout.place_order) -> str:
     """Validate a JSON order request and place it; every problem is reported by field at once."""
     customer, errors = bind_json(body, CustomerForm, other_fields=("items",))
     lines, item_errors = validate_items(body.get("items"))
@@ -124,13 +126,14 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
     pay_again = PaymentForm(request.POST or None, initial={"payment_method": order.payment_method})
     if request.method == "POST" and pay_again.is_valid():
         try:
-            services.retry_payment(order_id, pay_again.cleaned_data["payment_method"])
-        except services.NotAllowed as exc:
+            checkout.pay_again(order_id, pay_again.cleaned_data["payment_method"])
+        except checkout.NotPayable as exc:
             messages.error(request, str(exc))
         return redirect("order-page", order_id=order.public_id)
     jobs = list(JobRun.objects.filter(subject=order.subject))
     context = {
         "order": order,
+        "shipment": shipment_for(str(order.public_id)),
         "jobs": jobs,
         "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
         "final": order_is_final(order),
@@ -149,10 +152,10 @@ def pay_again_api(request: HttpRequest, order_id: str) -> JsonResponse:
         form = PaymentForm({k: v for k, v in body.items() if k == "payment_method" and isinstance(v, str)})
         if not form.is_valid():
             raise ApiError({field: list(errors) for field, errors in form.errors.items()})
-        services.retry_payment(order_id, form.cleaned_data["payment_method"])
+        checkout.pay_again(order_id, form.cleaned_data["payment_method"])
     except ApiError as exc:
         return exc.response()
-    except services.NotAllowed as exc:
+    except checkout.NotPayable as exc:
         return JsonResponse({"errors": {"status": [str(exc)]}}, status=409)
     payload = {"id": order_id, "status": Order.Status.PROCESSING, "url": order_url(request, order)}
     return JsonResponse(payload, status=202)

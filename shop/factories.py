@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import factory
 
-from billing.models import Plan
 from orders.models import Product
+from subscriptions.models import Plan
 
 CATALOGUE = [
     ("TEA-EARL", "Earl Grey tea, 100 g", "8.50"),

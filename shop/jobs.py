@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from celery import shared_task
 from django.utils import timezone
 
 from jobkit.tasks import ShopTask
 from shop import maintenance
-from shop.celery import app
 
 
-@app.task(base=ShopTask, name="shop.daily_maintenance", subject_kind="maintenance")
+@shared_task(base=ShopTask, name="shop.daily_maintenance", subject_kind="maintenance")
 def daily_maintenance() -> dict[str, int] | None:
     return maintenance.run_daily(timezone.localdate())

@@ -96,10 +96,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "jobkit",
     "shop",
-    "orders",
-    "billing",
-    "subscriptions",
     "notifications",
+    "billing",
+    "shipping",
+    "orders",
+    "subscriptions",
 ]
 
 MIDDLEWARE = [

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from jobkit.breaker import SERVICES, breaker_for
 from jobkit.models import JobRun
-from orders import services
+from orders.checkout import place_order
 from orders.forms import CustomerForm, validate_items
 from orders.models import Product
 from shop import sandbox_faults
@@ -86,7 +86,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         lines, item_errors = validate_items(cart_items(request))
         if form.is_valid() and not item_errors:
-            order = services.place_order(lines=lines, **form.cleaned_data)
+            order = place_order(lines=lines, **form.cleaned_data)
             save_cart(request, {})
             return redirect("order-page", order_id=order.public_id)
     context = {"form": form, "item_errors": item_errors, **cart_context(request)}

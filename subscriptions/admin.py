@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from subscriptions import renewals
-from subscriptions.models import BillingBatch, BillingRun, Subscription
+from subscriptions.models import BillingBatch, BillingRun, Plan, Subscription
 
 
 @admin.register(Subscription)
@@ -39,3 +39,8 @@ class BillingRunAdmin(admin.ModelAdmin):
     def retry_failed_batches(self, request: HttpRequest, queryset: QuerySet[BillingRun]) -> None:
         count = sum(renewals.retry_failed_batches(run.pk) for run in queryset)
         self.message_user(request, f"Re-enqueued {count} failed batch(es).", messages.SUCCESS)
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "price", "currency", "interval", "active")

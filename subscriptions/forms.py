@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from billing.models import Plan
-from orders.forms import PaymentForm
+from billing.forms import PaymentForm
+from subscriptions.models import Plan
 
 
 class SignUpForm(PaymentForm):

@@ -1,71 +1,68 @@
-"""Subscription jobs: one per workflow step, each a thin call into services.
+"""Subscription jobs: one per workflow step, each a thin call into a service.
 
 A step that fails for good after the charge (a permanent carrier refusal, or retries exhausted) ends
-dead, and its `on_dead` starts the compensation.
+dead, and the dead-job handler registered for it in `subscriptions/apps.py` starts the compensation.
 """
 
 from __future__ import annotations
 
 import datetime
 
+from celery import shared_task
 from django.utils import timezone
 
 from jobkit.tasks import ShopTask
-from shop.celery import app
-from subscriptions import emails, renewals, services
-
-COMPENSATE = "subscriptions.services.begin_compensation"
+from subscriptions import emails, renewals, signup
 
 
-@app.task(base=ShopTask, name="subscriptions.charge_signup", subject_kind="subscription")
+@shared_task(base=ShopTask, name="subscriptions.charge_signup", subject_kind="subscription")
 def charge_signup(subscription_id: str) -> None:
-    services.charge_signup(subscription_id)
+    signup.charge_signup(subscription_id)
 
 
-@app.task(
+@shared_task(
     base=ShopTask,
     name="subscriptions.register_delivery",
     subject_kind="subscription",
     max_retries=8,
-    on_dead=COMPENSATE,
 )
 def register_delivery(subscription_id: str) -> None:
-    services.register_delivery(subscription_id)
+    signup.register_delivery(subscription_id)
 
 
-@app.task(
-    base=ShopTask, name="subscriptions.grant_entitlement", subject_kind="subscription", on_dead=COMPENSATE
-)
+@shared_task(base=ShopTask, name="subscriptions.grant_entitlement", subject_kind="subscription")
 def grant_entitlement(subscription_id: str) -> None:
-    services.grant_entitlement(subscription_id)
+    signup.grant_entitlement(subscription_id)
 
 
-@app.task(base=ShopTask, name="subscriptions.compensate_signup", subject_kind="subscription", max_retries=12)
+@shared_task(
+    base=ShopTask, name="subscriptions.compensate_signup", subject_kind="subscription", max_retries=12
+)
 def compensate_signup(subscription_id: str) -> None:
-    services.compensate_signup(subscription_id)
+    signup.compensate_signup(subscription_id)
 
 
-@app.task(base=ShopTask, name="subscriptions.send_welcome", subject_kind="subscription", max_retries=10)
+@shared_task(base=ShopTask, name="subscriptions.send_welcome", subject_kind="subscription", max_retries=10)
 def send_welcome(subscription_id: str) -> None:
-    services.send_email(emails.WELCOME, subscription_id)
+    signup.send_email(emails.WELCOME, subscription_id)
 
 
-@app.task(
+@shared_task(
     base=ShopTask, name="subscriptions.send_signup_declined", subject_kind="subscription", max_retries=10
 )
 def send_signup_declined(subscription_id: str) -> None:
-    services.send_email(emails.DECLINED, subscription_id)
+    signup.send_email(emails.DECLINED, subscription_id)
 
 
-@app.task(
+@shared_task(
     base=ShopTask, name="subscriptions.send_signup_refunded", subject_kind="subscription", max_retries=10
 )
 def send_signup_refunded(subscription_id: str) -> None:
-    services.send_email(emails.REFUNDED, subscription_id)
+    signup.send_email(emails.REFUNDED, subscription_id)
 
 
 # --- batch billing (pattern 4) ----------------------------------------------------------------------------
-@app.task(base=ShopTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
+@shared_task(base=ShopTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
 def start_billing_run(billing_date: str | None = None) -> int:
     """The daily beat entry; the date defaults to today. Starting a date twice joins its run."""
     day = datetime.date.fromisoformat(billing_date) if billing_date else timezone.localdate()
@@ -73,17 +70,16 @@ def start_billing_run(billing_date: str | None = None) -> int:
     return run.pk
 
 
-@app.task(base=ShopTask, name="subscriptions.plan_billing_run", subject_kind="billing_run")
+@shared_task(base=ShopTask, name="subscriptions.plan_billing_run", subject_kind="billing_run")
 def plan_billing_run(run_id: int) -> None:
     renewals.plan_run(run_id)
 
 
-@app.task(
+@shared_task(
     base=ShopTask,
     name="subscriptions.bill_batch",
     subject_kind="billing_batch",
     max_retries=5,
-    on_dead="subscriptions.renewals.mark_batch_failed",
 )
 def bill_batch(batch_id: int) -> None:
     renewals.bill_batch(batch_id)

@@ -5,6 +5,28 @@ import uuid
 from django.db import models
 
 
+class Plan(models.Model):
+    """A monthly subscription box."""
+
+    class Interval(models.TextChoices):
+        MONTH = "month"
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=80)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["price"]
+        constraints = [models.CheckConstraint(condition=models.Q(price__gt=0), name="plan_price_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
 class Subscription(models.Model):
     """A monthly subscription box. Sign-up is a workflow of steps, each resumable on its own."""
 
@@ -27,7 +49,7 @@ class Subscription(models.Model):
         max_length=255, unique=True, help_text="sign-up request key: one subscription"
     )
     email = models.EmailField()
-    plan = models.ForeignKey("billing.Plan", related_name="subscriptions", on_delete=models.PROTECT)
+    plan = models.ForeignKey(Plan, related_name="subscriptions", on_delete=models.PROTECT)
     payment_method = models.CharField(max_length=255)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING, db_index=True)
     step = models.CharField(max_length=20, choices=Step.choices, default=Step.CHARGE)
@@ -80,6 +102,33 @@ class BillingRun(models.Model):
     @property
     def subject(self) -> str:
         return f"billing_run:{self.pk}"
+
+
+class BillingPeriod(models.Model):
+    """One billed month of a subscription: its invoice, and the billing run that issued it (none for the
+    sign-up's first month). Unique per subscription and start, so re-running a run or a batch never bills
+    a period twice. The subscription points at its invoices; billing knows it only as their owner."""
+
+    subscription = models.ForeignKey(Subscription, related_name="periods", on_delete=models.PROTECT)
+    start = models.DateField()
+    end = models.DateField()
+    invoice = models.OneToOneField("billing.Invoice", related_name="+", on_delete=models.PROTECT)
+    billing_run = models.ForeignKey(
+        BillingRun, null=True, blank=True, related_name="periods", on_delete=models.PROTECT
+    )
+
+    class Meta:
+        ordering = ["subscription", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "start"], name="one_invoice_per_subscription_period"
+            )
+        ]
+        # A billing batch counts its periods by (run, subscription id range).
+        indexes = [models.Index(fields=["billing_run", "subscription"], name="period_run_subscription")]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} {self.start}..{self.end}"
 
 
 class BillingBatch(models.Model):

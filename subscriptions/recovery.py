@@ -48,7 +48,7 @@ def _unsent_last_emails(cutoff: datetime) -> Iterator[Stuck]:
     for subscription in (*activated.order_by("id"), *ended.order_by("id")):
         if subscription.status == Status.ACTIVE:
             kind, job = emails.WELCOME, jobs.send_welcome
-        elif subscription.invoices.filter(attempts__refund__isnull=False).exists():
+        elif subscription.periods.filter(invoice__attempts__refund__isnull=False).exists():
             kind, job = emails.REFUNDED, jobs.send_signup_refunded
         else:
             kind, job = emails.DECLINED, jobs.send_signup_declined

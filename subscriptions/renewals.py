@@ -18,12 +18,20 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing import services as billing
-from billing.models import Invoice
+from billing import payments
+from billing.models import Invoice, PaymentAttempt
 from jobkit.crash import crash_point
 from jobkit.enqueue import enqueue_on_commit
-from subscriptions.models import BillingBatch, BillingRun, Subscription
-from subscriptions.services import issue_period_invoice
+from jobkit.outside import fit
+from notifications import reminders
+from subscriptions.models import BillingBatch, BillingPeriod, BillingRun, Subscription
+from subscriptions.periods import issue_period_invoice
+
+Status = Subscription.Status
+
+
+class NotCancellable(Exception):
+    """The subscription is not in a state that can be cancelled."""
 
 
 def due_subscriptions(billing_date: datetime.date) -> QuerySet[Subscription]:
@@ -88,11 +96,10 @@ def bill_subscription(subscription: Subscription, run: BillingRun) -> None:
             status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
         )
         return
-    with transaction.atomic():
-        invoice, _ = issue_period_invoice(subscription, subscription.current_period_end, billing_run=run)
-    if invoice.status == Invoice.Status.OPEN:
+    period = issue_period_invoice(subscription, subscription.current_period_end, billing_run=run)
+    if period.invoice.status == Invoice.Status.OPEN:
         # pattern 2: settle_renewal moves the period on, or makes the subscription past due with reminders
-        billing.charge_invoice(invoice.pk, subscription.payment_method)
+        payments.charge_invoice(period.invoice_id, subscription.payment_method)
 
 
 def mark_batch_failed(batch_id: int) -> None:
@@ -123,9 +130,10 @@ def retry_failed_batches(run_id: int) -> int:
 
 def count_batch(batch: BillingBatch) -> None:
     """The batch's counters from its own invoices: exact however often it ran, and O(batch size)."""
-    invoices = Invoice.objects.filter(
+    periods = BillingPeriod.objects.filter(
         billing_run_id=batch.run_id, subscription_id__gt=batch.after_id, subscription_id__lte=batch.last_id
     )
+    invoices = Invoice.objects.filter(pk__in=periods.values("invoice_id"))
     paid = invoices.filter(status=Invoice.Status.PAID).aggregate(n=Count("id"), amount=Sum("amount"))
     failed = invoices.filter(status=Invoice.Status.OPEN, attempts__status="failed").values("pk").distinct()
     BillingBatch.objects.filter(pk=batch.pk).update(
@@ -151,3 +159,34 @@ def refresh_counters(run_id: int) -> None:
         if run.status == BillingRun.Status.RUNNING and settled == run.batches_total:
             run.status, run.finished_at = BillingRun.Status.DONE, timezone.now()
         run.save()
+
+
+def settle_renewal(subscription: Subscription, attempt: PaymentAttempt) -> None:
+    """A renewal charge was recorded: move the period on, or go past due with reminders."""
+    period = BillingPeriod.objects.get(invoice_id=attempt.invoice_id)
+    if period.start != subscription.current_period_end:
+        return  # an older period's payment; the subscription has moved on
+    if attempt.status == PaymentAttempt.Status.SUCCEEDED:
+        subscription.current_period_start, subscription.current_period_end = period.start, period.end
+        subscription.status, subscription.status_reason = Status.ACTIVE, ""
+        reminders.cancel(subscription.subject)
+    else:
+        subscription.status = Status.PAST_DUE
+        subscription.status_reason = fit(
+            Subscription, "status_reason", attempt.failure_message or attempt.failure_code
+        )
+        reminders.schedule(subscription.subject)
+    subscription.save()
+
+
+@transaction.atomic
+def cancel_at_period_end(subscription_id: str) -> Subscription:
+    """The subscription ends with its current period: the next billing run cancels instead of billing."""
+    subscription = Subscription.objects.select_for_update().get(public_id=subscription_id)
+    if subscription.status not in (Status.ACTIVE, Status.PAST_DUE):
+        raise NotCancellable(
+            f"Only an active subscription can be cancelled; this one is {subscription.status}."
+        )
+    subscription.cancel_at_period_end = True
+    subscription.save(update_fields=["cancel_at_period_end", "updated_at"])
+    return subscription

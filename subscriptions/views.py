@@ -13,13 +13,11 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.models import Plan
 from jobkit.models import JobRun
-from orders.services import NotAllowed
 from shop.api import ApiError, bind_json, idempotent_create, json_body
-from subscriptions import services
+from subscriptions import renewals, signup
 from subscriptions.forms import SignUpForm
-from subscriptions.models import Subscription
+from subscriptions.models import Plan, Subscription
 
 
 def plan_payload(plan: Plan) -> dict[str, Any]:
@@ -47,12 +45,12 @@ def subscription_payload(subscription: Subscription, request: HttpRequest) -> di
         "url": subscription_url(request, subscription),
         "invoices": [
             {
-                "number": inv.number,
-                "period": {"start": inv.period_start.isoformat(), "end": inv.period_end.isoformat()},
-                "amount": str(inv.amount),
-                "status": inv.status,
+                "number": period.invoice.number,
+                "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
+                "amount": str(period.invoice.amount),
+                "status": period.invoice.status,
             }
-            for inv in subscription.invoices.order_by("period_start")
+            for period in subscription.periods.select_related("invoice").order_by("start")
         ],
         "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=subscription.subject)],
     }
@@ -94,7 +92,7 @@ def sign_up_from(body: dict[str, Any], request_key: str) -> str:
     form, errors = bind_json(body, SignUpForm)
     if errors:
         raise ApiError(errors)
-    return str(services.sign_up(request_key=request_key, **form.cleaned_data).public_id)
+    return str(signup.sign_up(request_key=request_key, **form.cleaned_data).public_id)
 
 
 @require_GET
@@ -108,7 +106,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None, initial={"plan": request.GET.get("plan")})
     if request.method == "POST" and form.is_valid():
         request_key = f"form:{request.POST.get('request_key') or uuid.uuid4()}"
-        subscription = services.sign_up_once(request_key=request_key, **form.cleaned_data)
+        subscription = signup.sign_up_once(request_key=request_key, **form.cleaned_data)
         return redirect("subscription-page", subscription_id=subscription.public_id)
     context = {"form": form, "plans": Plan.objects.filter(active=True), "request_key": uuid.uuid4()}
     return render(request, "subscriptions/subscribe.html", context, status=400 if form.errors else 200)
@@ -119,9 +117,9 @@ def subscription_page(request: HttpRequest, subscription_id: str) -> HttpRespons
     subscription = get_subscription(subscription_id)
     if request.method == "POST":
         try:
-            services.cancel_at_period_end(subscription_id)
+            renewals.cancel_at_period_end(subscription_id)
             messages.success(request, "Your subscription ends at the end of this period.")
-        except NotAllowed as exc:
+        except renewals.NotCancellable as exc:
             messages.error(request, str(exc))
         return redirect("subscription-page", subscription_id=subscription.public_id)
     jobs = list(JobRun.objects.filter(subject=subscription.subject))
@@ -131,7 +129,7 @@ def subscription_page(request: HttpRequest, subscription_id: str) -> HttpRespons
     )
     context = {
         "subscription": subscription,
-        "invoices": subscription.invoices.order_by("period_start"),
+        "periods": subscription.periods.select_related("invoice").order_by("start"),
         "jobs": jobs,
         "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
         "final": final,

@@ -16,8 +16,8 @@ import pytest
 import stripe
 
 from billing.models import PaymentAttempt, StripeEvent
+from orders.checkout import CartLine, write_order
 from orders.models import Product
-from orders.services import CartLine, write_order
 
 pytestmark = pytest.mark.django_db
 

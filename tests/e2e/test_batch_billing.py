@@ -12,7 +12,7 @@ from jobkit.models import JobExecution, JobRun
 from notifications.models import Reminder
 from subscriptions import jobs, renewals
 from subscriptions.models import BillingRun, Subscription
-from subscriptions.services import add_month
+from subscriptions.periods import add_month
 from tests.conftest import STANDARD_WORKER
 from tests.harness import jobs_idle, wait_for
 

@@ -25,7 +25,7 @@ def test_broken_invoice_template_goes_to_dead_letters_and_requeue_heals(
     body["payment_method"] = "pm_card_visa"
     order_id = client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
 
-    render = JobRun.objects.filter(name="orders.render_invoice_pdf")
+    render = JobRun.objects.filter(name="orders.store_invoice_pdf")
     dead = wait_for(lambda: render.filter(status="dead").first(), 30, workers.logs)
     assert dead.attempts == 1 and dead.retries == 0  # no retry storm for a bug
     assert "no-such-invoice.html" in dead.last_error
@@ -37,7 +37,7 @@ def test_broken_invoice_template_goes_to_dead_letters_and_requeue_heals(
     staff = get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-for-test-only")
     client.force_login(staff)
     listing = client.get("/admin/jobkit/deadjob/")
-    assert listing.status_code == 200 and b"orders.render_invoice_pdf" in listing.content
+    assert listing.status_code == 200 and b"orders.store_invoice_pdf" in listing.content
     page = client.get(f"/orders/{order_id}/")
     assert b"failed for good" in page.content and b"no-such-invoice.html" in page.content
 

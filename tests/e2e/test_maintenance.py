@@ -55,7 +55,7 @@ def test_two_concurrent_maintenance_runs_overlap_and_prune_once(workers):
     workers.add_worker("second-worker")
     now = timezone.now()
     old, fresh = now - timedelta(days=40), now - timedelta(hours=1)
-    done = {"name": "orders.process_order", "queue": "default", "subject": "order:x", "status": "succeeded"}
+    done = {"name": "orders.reserve_stock", "queue": "default", "subject": "order:x", "status": "succeeded"}
     JobRun.objects.create(task_id="old", **done)
     JobRun.objects.filter(task_id="old").update(updated_at=old)
     copy_job_run("old", OLD_JOB_RUNS - 1)

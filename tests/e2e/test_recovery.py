@@ -56,7 +56,7 @@ def test_lost_messages_of_orders_in_every_in_flight_status_are_recovered_by_beat
     [standard] = workers.workers
     workers.stop_worker(standard)
     placed = place_order(client)
-    lose_messages(workers, "default")  # process_order lost: the order stays `placed`
+    lose_messages(workers, "default")  # reserve_stock lost: the order stays `placed`
 
     processing = place_order(client)
     stage = workers.add_worker("default-only", queues=("default",))
@@ -83,8 +83,8 @@ def test_lost_messages_of_orders_in_every_in_flight_status_are_recovered_by_beat
     lost = JobRun.objects.filter(status="requeued")
     assert sorted(run.name for run in lost) == [
         "orders.charge_order",
-        "orders.process_order",
-        "orders.render_invoice_pdf",
+        "orders.reserve_stock",
+        "orders.store_invoice_pdf",
         "orders.request_shipment",
         "orders.send_order_confirmation",
     ]
@@ -117,7 +117,7 @@ def test_a_lost_sign_up_and_a_refund_in_flight_are_recovered(client, workers, pl
     [intent] = intents_for(workers, compensating)
     [refund] = workers.sandbox.refunds()  # one refund, of the full amount, although it was sent twice
     assert (refund["payment_intent"], refund["amount"]) == (intent["id"], intent["amount"])
-    assert failed.invoices.get().attempts.get().refund.gateway_reference == refund["id"]
+    assert failed.periods.get().invoice.attempts.get().refund.gateway_reference == refund["id"]
     assert [r["reference"] for r in workers.sandbox.registrations()] == [str(active.public_id)]
     subjects = sorted(m["subject"] for m in wait_for(lambda: _two_mails(workers), 30, workers.logs))
     assert subjects == ["Welcome to Coffee of the month", "Your Coffee of the month sign-up was refunded"]
@@ -161,7 +161,7 @@ def test_a_subject_whose_latest_job_is_dead_waits_for_a_human(client, workers, c
     )
     workers.add_beat("beat")
     order_id = place_order(client)
-    render = JobRun.objects.filter(name="orders.render_invoice_pdf")
+    render = JobRun.objects.filter(name="orders.store_invoice_pdf")
     wait_for(lambda: render.filter(status="dead").exists(), 30, workers.logs)
     died = render.get().finished_at
 
@@ -181,7 +181,7 @@ def test_checkout_with_the_broker_down_answers_202_and_the_sweep_sends_the_job(
 ):
     with broker_unreachable():
         order_id = place_order(client)
-    run = JobRun.objects.get(name="orders.process_order")
+    run = JobRun.objects.get(name="orders.reserve_stock")
     assert run.status == "unsent" and "not sent" in run.last_error
     assert Order.objects.get(public_id=order_id).status == "placed"
 
@@ -189,7 +189,7 @@ def test_checkout_with_the_broker_down_answers_202_and_the_sweep_sends_the_job(
     wait_for_order(order_id, "completed", timeout=60)
     run.refresh_from_db()
     assert run.status == "succeeded" and run.attempts == 1  # the same job, sent late: not a copy
-    assert JobRun.objects.filter(name="orders.process_order").count() == 1
+    assert JobRun.objects.filter(name="orders.reserve_stock").count() == 1
     assert len(workers.sandbox.payment_intents()) == 1
 
 

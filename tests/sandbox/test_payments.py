@@ -41,6 +41,7 @@ def test_module_level_api_base_creates_and_confirms(
             "created": intent.created,
             "customer": customer.id,
             "latest_charge": confirmed.latest_charge,
+            "last_payment_error": None,
         }
     ]
     assert stripe.Customer.retrieve(customer.id).metadata.to_dict() == {"shop_id": "7"}

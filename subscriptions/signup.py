@@ -1,62 +1,33 @@
-"""Subscription operations: the compensated sign-up workflow (pattern 7) and renewals.
+"""The compensated sign-up workflow (pattern 7).
 
-Sign-up is local records first (subscription `pending` and its first invoice, under a unique request
-key), then the idempotent charge, then activation steps: register the recurring delivery with the
-carrier, grant the entitlement, welcome email. Each step is its own job and records its progress in
-`Subscription.step`, so a retry resumes the failed step only. A step after the charge that fails for
-good triggers compensation: an idempotent refund, the carrier registration cancelled, status `failed`,
-the customer told once.
+Local records first (subscription `pending` and its first invoice, under a unique request key), then the
+idempotent charge, then activation steps: register the recurring delivery with the carrier, grant the
+entitlement, welcome email. Each step is its own job and records its progress in `Subscription.step`, so a
+retry resumes the failed step only. A step after the charge that fails for good (its job dies; the
+dead-job handler is registered in `subscriptions/apps.py`) starts compensation: an idempotent refund, the
+carrier registration cancelled, status `failed`, the customer told once.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime
 from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing import services as billing
-from billing.models import Invoice, PaymentAttempt, Plan
+from billing import payments
+from billing.models import PaymentAttempt
 from jobkit.crash import fail_point
 from jobkit.enqueue import enqueue_on_commit
 from jobkit.errors import TransientError
 from jobkit.outside import fit
 from notifications import services as notifications
-from notifications.models import Reminder
-from orders import carrier
-from orders.services import NotAllowed
+from shipping import carrier
 from subscriptions import emails
-from subscriptions.models import BillingRun, Subscription
+from subscriptions.models import Plan, Subscription
+from subscriptions.periods import add_month, issue_period_invoice, period_of
 
 Status, Step = Subscription.Status, Subscription.Step
-
-
-def add_month(day: datetime.date) -> datetime.date:
-    """The same day next month, or the month's last day (31 Jan -> 28/29 Feb)."""
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def issue_period_invoice(
-    subscription: Subscription, period_start: datetime.date, billing_run: BillingRun | None = None
-) -> tuple[Invoice, bool]:
-    """The invoice for one period, created at most once (unique per subscription and period)."""
-    invoice, created = Invoice.objects.get_or_create(
-        subscription=subscription,
-        period_start=period_start,
-        defaults={
-            "period_end": add_month(period_start),
-            "email": subscription.email,
-            "amount": subscription.plan.price,
-            "currency": subscription.plan.currency,
-            "billing_run": billing_run,
-        },
-    )
-    if created:
-        billing.number_invoice(invoice)
-    return invoice, created
 
 
 @transaction.atomic
@@ -98,23 +69,14 @@ def charge_signup(subscription_id: str) -> None:
     subscription = Subscription.objects.get(public_id=subscription_id)
     if subscription.status != Status.PENDING or subscription.step != Step.CHARGE:
         return
-    invoice = subscription.invoices.get(period_start=subscription.current_period_start)
-    billing.charge_invoice(invoice.pk, subscription.payment_method)
+    period = period_of(subscription, subscription.current_period_start)
+    payments.charge_invoice(period.invoice_id, subscription.payment_method)
 
 
-def subscription_wants_payment(subscription_pk: int, invoice: Invoice) -> bool:
-    """The sign-up charge while at that step, or the renewal of the period that is due."""
-    subscription = Subscription.objects.get(pk=subscription_pk)
-    if subscription.status == Status.PENDING:
-        return subscription.step == Step.CHARGE and invoice.period_start == subscription.current_period_start
-    return subscription.status == Status.ACTIVE and invoice.period_start == subscription.current_period_end
-
-
-def settle_subscription_payment(subscription_pk: int, attempt: PaymentAttempt) -> None:
-    """Apply a recorded payment to its subscription (runs in the transaction that records it)."""
+def settle_signup_payment(subscription: Subscription, attempt: PaymentAttempt) -> None:
+    """The sign-up's charge was recorded (in this transaction): on to the next step, or `failed`."""
     from subscriptions import jobs
 
-    subscription = Subscription.objects.select_for_update().get(pk=subscription_pk)
     subscription_id = str(subscription.public_id)
     succeeded = attempt.status == PaymentAttempt.Status.SUCCEEDED
     if subscription.status == Status.PENDING and subscription.step == Step.CHARGE:
@@ -128,8 +90,6 @@ def settle_subscription_payment(subscription_pk: int, attempt: PaymentAttempt) -
             )
             enqueue_on_commit(jobs.send_signup_declined, subscription_id)
         subscription.save(update_fields=["step", "status", "status_reason", "updated_at"])
-    elif subscription.status in (Status.ACTIVE, Status.PAST_DUE):
-        settle_renewal(subscription, attempt)
 
 
 def register_delivery(subscription_id: str) -> None:
@@ -196,10 +156,10 @@ def compensate_signup(subscription_id: str) -> None:
     subscription = Subscription.objects.get(public_id=subscription_id)
     if subscription.status != Status.COMPENSATING:
         return
-    first = subscription.invoices.get(period_start=subscription.current_period_start)
+    first = period_of(subscription, subscription.current_period_start).invoice
     payment = first.attempts.filter(status=PaymentAttempt.Status.SUCCEEDED).first()
     if payment is not None:
-        billing.refund_payment(payment.pk)
+        payments.refund_payment(payment.pk)
     cancelled = subscription.carrier_registration
     if cancelled:
         carrier.cancel_registration(cancelled)
@@ -219,57 +179,3 @@ def send_email(kind: str, subscription_id: str) -> None:
     subscription = Subscription.objects.select_related("plan").get(public_id=subscription_id)
     build = partial(emails.BUILDERS[kind], subscription)
     notifications.send_once(kind, subscription.subject, subscription.email, build)
-
-
-# --- renewals ---------------------------------------------------------------------------------------------
-def settle_renewal(subscription: Subscription, attempt: PaymentAttempt) -> None:
-    """A renewal charge was recorded: move the period on, or go past due with reminders."""
-    from notifications import reminders
-
-    invoice = attempt.invoice
-    if invoice.period_start != subscription.current_period_end:
-        return  # an older period's payment; the subscription has moved on
-    if attempt.status == PaymentAttempt.Status.SUCCEEDED:
-        subscription.current_period_start = invoice.period_start
-        subscription.current_period_end = invoice.period_end
-        subscription.status, subscription.status_reason = Status.ACTIVE, ""
-        reminders.cancel(subscription.subject)
-    else:
-        subscription.status = Status.PAST_DUE
-        subscription.status_reason = fit(
-            Subscription, "status_reason", attempt.failure_message or attempt.failure_code
-        )
-        reminders.schedule(subscription.subject)
-    subscription.save()
-
-
-@transaction.atomic
-def cancel_at_period_end(subscription_id: str) -> Subscription:
-    subscription = Subscription.objects.select_for_update().get(public_id=subscription_id)
-    if subscription.status not in (Status.ACTIVE, Status.PAST_DUE):
-        raise NotAllowed(f"Only an active subscription can be cancelled; this one is {subscription.status}.")
-    subscription.cancel_at_period_end = True
-    subscription.save(update_fields=["cancel_at_period_end", "updated_at"])
-    return subscription
-
-
-def remind_past_due(subscription_id: str, reminder: Reminder) -> bool:
-    """A due reminder for a past-due subscription; the final one cancels the subscription."""
-    subscription = (
-        Subscription.objects.select_for_update().select_related("plan").get(public_id=subscription_id)
-    )
-    if subscription.status != Status.PAST_DUE:
-        return False
-    notifications.send_once(
-        f"{emails.PAYMENT_REMINDER}_{reminder.sequence}",
-        subscription.subject,
-        subscription.email,
-        partial(emails.payment_reminder, subscription, reminder),
-    )
-    if reminder.final:
-        subscription.status, subscription.status_reason = (
-            Status.CANCELLED,
-            "Not paid after the final reminder.",
-        )
-        subscription.save(update_fields=["status", "status_reason", "updated_at"])
-    return True

@@ -1,53 +1,30 @@
-"""Billing operations: issue invoices and collect them exactly once (pattern 2, idempotent charge).
+"""Collecting an invoice exactly once (pattern 2, the idempotent charge), and refunds.
 
 Charging is three steps, each committed on its own:
 1. commit a PaymentAttempt (or find the one already in flight for this invoice);
 2. call the gateway with the attempt's Idempotency-Key;
 3. record the outcome (and let the owner of the invoice react) in one transaction.
 A crash anywhere repeats from step 1, finds the same pending attempt, re-sends the same key and gets
-the gateway's saved answer: one charge, recorded once.
+the gateway's saved answer: one charge, recorded once. Whether the invoice's owner still wants a
+payment, and what it does once one is recorded, is the owner's business (`billing/owners.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from billing import documents, gateway
+from billing import gateway, owners
 from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
 from jobkit.outside import fit
-from orders.models import Order
-
-SettledCallback = Callable[[PaymentAttempt], None]
 
 
-def issue_order_invoice(order: Order) -> Invoice:
-    """Create the invoice for a new order (call inside the checkout transaction)."""
-    invoice = Invoice.objects.create(
-        order=order, email=order.email, amount=order.total, currency=order.currency
-    )
-    number_invoice(invoice)
-    return invoice
-
-
-def number_invoice(invoice: Invoice) -> None:
-    """Give a new invoice its number, from its row id, in the transaction that created it."""
-    invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
-    Invoice.objects.filter(pk=invoice.pk).update(number=invoice.number)
-
-
-def charge_invoice(
-    invoice_id: int, payment_method: str, on_settled: SettledCallback | None = None
-) -> PaymentAttempt:
-    """Collect an invoice once. `on_settled` runs in the transaction that records the outcome."""
+def charge_invoice(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
+    """Collect an invoice once; the owner hears of the outcome in the transaction that records it."""
     attempt = _open_attempt(invoice_id, payment_method)
     if attempt is None or attempt.status != PaymentAttempt.Status.PENDING:
         return attempt  # already settled by an earlier run, or no longer wanted by the invoice's owner
@@ -59,7 +36,7 @@ def charge_invoice(
         metadata=attempt.invoice.payment_metadata(),
     )
     crash_point("after_gateway_charge")  # test hook: the gateway charged, nothing recorded yet
-    return _record_outcome(attempt.pk, outcome, settle_callback_for(attempt.invoice))
+    return _record_outcome(attempt.pk, outcome)
 
 
 @transaction.atomic
@@ -72,7 +49,7 @@ def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None
     pending = invoice.attempts.filter(status=PaymentAttempt.Status.PENDING).first()
     if pending is not None:
         return pending  # a retry of the same attempt: same Idempotency-Key
-    if not owner_wants_payment(invoice):
+    if not owners.wants_payment(invoice):
         # A duplicate job that arrives after an attempt was settled (a decline, say) must not open a new
         # one: read under the invoice lock, which recording an outcome also takes.
         return invoice.attempts.order_by("-created_at").first()
@@ -82,9 +59,7 @@ def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None
 
 
 @transaction.atomic
-def _record_outcome(
-    attempt_id: int, outcome: gateway.ChargeOutcome, on_settled: SettledCallback
-) -> PaymentAttempt:
+def _record_outcome(attempt_id: int, outcome: gateway.ChargeOutcome) -> PaymentAttempt:
     attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
     if attempt.status != PaymentAttempt.Status.PENDING:
         return attempt  # a concurrent run recorded it first
@@ -99,45 +74,8 @@ def _record_outcome(
         attempt.failure_code = fit(PaymentAttempt, "failure_code", outcome.failure_code)
         attempt.failure_message = fit(PaymentAttempt, "failure_message", outcome.failure_message)
     attempt.save()
-    on_settled(attempt)
+    owners.payment_settled(attempt)
     return attempt
-
-
-def store_invoice_pdf(invoice_id: int) -> bool:
-    """Render and store the invoice PDF once; False when it already exists (a repeated job)."""
-    invoice = Invoice.objects.select_related("order").get(pk=invoice_id)
-    if invoice.pdf:
-        return False
-    pdf = documents.render_invoice_pdf(invoice)
-    name = f"invoices/{invoice.number}.pdf"
-    # A crash after saving the file but before the row update leaves a file behind: overwrite it, so the
-    # stored name stays the invoice number instead of the storage's "_abc123" de-duplicated variant.
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    stored = default_storage.save(name, ContentFile(pdf))
-    return bool(Invoice.objects.filter(pk=invoice_id, pdf="").update(pdf=stored))
-
-
-def owner_wants_payment(invoice: Invoice) -> bool:
-    """Whether the invoice's owner is still waiting for this payment (it may have moved on)."""
-    if invoice.order_id:
-        from orders.services import order_wants_payment
-
-        return order_wants_payment(invoice.order_id)
-    from subscriptions.services import subscription_wants_payment
-
-    return subscription_wants_payment(invoice.subscription_id, invoice)
-
-
-def settle_callback_for(invoice: Invoice) -> SettledCallback:
-    """What the invoice's owner does when a payment for it is recorded (order or subscription)."""
-    if invoice.order_id:
-        from orders.services import settle_order_payment
-
-        return partial(settle_order_payment, invoice.order_id)
-    from subscriptions.services import settle_subscription_payment
-
-    return partial(settle_subscription_payment, invoice.subscription_id)
 
 
 def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
@@ -158,7 +96,7 @@ def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
         failure_code=error.get("decline_code") or error.get("code") or "",
         failure_message=error.get("message") or "",
     )
-    return _record_outcome(attempt.pk, outcome, settle_callback_for(attempt.invoice))
+    return _record_outcome(attempt.pk, outcome)
 
 
 def refund_payment(attempt_id: int) -> Refund:
