@@ -37,6 +37,8 @@ from typing import Any
 from django.conf import settings
 from redis import Redis
 
+from jobkit.errors import Deferred
+
 logger = logging.getLogger("jobkit.breaker")
 
 SERVICES = ("payments", "carrier", "mail")
@@ -206,18 +208,15 @@ return {fields, redis.call('LRANGE', log_key, 0, tonumber(ARGV[5]) - 1), changes
 """
 
 
-class CircuitOpen(Exception):
+class CircuitOpen(Deferred):
     """The breaker did not admit the call; come back in `retry_after` seconds."""
 
     def __init__(self, breaker: str, retry_after: float, state: str = "open"):
+        super().__init__(f"circuit {breaker!r} is {state}", retry_after)
         # All three in args, so the exception survives pickling (Celery results, multiprocessing).
-        super().__init__(breaker, retry_after, state)
+        self.args = (breaker, retry_after, state)
         self.breaker = breaker
-        self.retry_after = retry_after
         self.state = state
-
-    def __str__(self) -> str:
-        return f"circuit {self.breaker!r} is {self.state}: retry in {self.retry_after:.3f}s"
 
 
 @dataclass(frozen=True)

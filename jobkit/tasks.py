@@ -4,8 +4,9 @@ A job is thin: it loads ids, calls a service, and lets this class decide about r
 the job timeline. Services signal "try again later" by raising `TransientError`; anything else
 (including `PermanentError`) ends the job as dead, with its error kept for a human to re-enqueue.
 
-An open circuit breaker (`CircuitOpen`) is not a failure of the job: the job is sent again for when
-the breaker may let a call through, with its retry count unchanged, until a deadline passes.
+`Deferred` (an open circuit breaker, a lease another worker holds) is not a failure of the job: the
+job is sent again for when the call may go through, with its retry count unchanged, until a deadline
+passes.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
-from jobkit.breaker import CircuitOpen
-from jobkit.errors import PermanentError, TransientError
+from jobkit.errors import Deferred, PermanentError, TransientError
 from jobkit.models import JobRun
 from jobkit.registry import Registry
 
@@ -71,20 +71,18 @@ class ShopTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except CircuitOpen as exc:
+        except Deferred as exc:
             self.defer(exc)
 
-    def defer(self, exc: CircuitOpen) -> NoReturn:
-        """Send this job again for when the breaker may admit a call; the retry budget is not touched."""
+    def defer(self, exc: Deferred) -> NoReturn:
+        """Send this job again for when the call may go through; the retry budget is not touched."""
         request = self.request
         headers = dict(request.headers or {})
         since = float(headers.get("deferred_since") or time.time())
         waited = time.time() - since
         if waited > settings.JOB_DEFER_DEADLINE_SECONDS:
-            raise PermanentError(
-                f"{exc.breaker} circuit still {exc.state} after {waited:.0f}s of deferrals"
-            ) from exc
-        # Jitter spreads the deferred jobs out, so they do not all knock at once when the breaker closes.
+            raise PermanentError(f"still deferred after {waited:.0f}s: {exc.reason}") from exc
+        # Jitter spreads the deferred jobs out, so they do not all knock at once when the call may go.
         delay = exc.retry_after + random.uniform(0, settings.JOB_DEFER_JITTER_SECONDS)
         headers.update(deferred_since=since, deferrals=int(headers.get("deferrals", 0)) + 1)
         again = self.signature_from_request(

@@ -17,7 +17,7 @@ from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.utils import timezone
 
-from jobkit.errors import TransientError
+from jobkit.errors import Deferred
 from jobkit.outside import no_answer, outside_call, smtp_error
 from notifications.models import Notification
 
@@ -75,7 +75,9 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
-        raise TransientError(f"{kind} for {subject} is being sent by another worker", outage=False)
+        # Wait for the other sender's lease, spending no retry: it sends, or its lease runs out.
+        retry_after = (notification.lease_until - now).total_seconds()
+        raise Deferred(f"{kind} for {subject} is being sent by another worker", retry_after)
     notification.status = Notification.Status.SENDING
     notification.attempts += 1
     notification.lease_until = now + timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)

@@ -17,9 +17,9 @@ QUEUES = ("default", "billing", "documents", "mailers", "external", "maintenance
 
 # Which queue each job runs on; one place to read the whole routing table.
 ROUTES = {
-    "orders.process_order": "default",
+    "orders.reserve_stock": "default",
     "orders.charge_order": "billing",
-    "orders.render_invoice_pdf": "documents",
+    "orders.store_invoice_pdf": "documents",
     "orders.send_invoice_email": "mailers",
     "orders.send_order_confirmation": "mailers",
     "orders.request_shipment": "external",

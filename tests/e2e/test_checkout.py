@@ -58,11 +58,11 @@ def test_api_order_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order)
     assert detail["shipment"]["carrier_reference"].startswith("shp_")
     assert sorted((j["name"], j["queue"], j["status"], j["attempts"]) for j in detail["jobs"]) == [
         ("orders.charge_order", "billing", "succeeded", 1),
-        ("orders.reserve_stock", "default", "succeeded", 1),
-        ("orders.store_invoice_pdf", "documents", "succeeded", 1),
         ("orders.request_shipment", "external", "succeeded", 1),
+        ("orders.reserve_stock", "default", "succeeded", 1),
         ("orders.send_invoice_email", "mailers", "succeeded", 1),
         ("orders.send_order_confirmation", "mailers", "succeeded", 1),
+        ("orders.store_invoice_pdf", "documents", "succeeded", 1),
     ]
 
 

@@ -83,10 +83,10 @@ def test_lost_messages_of_orders_in_every_in_flight_status_are_recovered_by_beat
     lost = JobRun.objects.filter(status="requeued")
     assert sorted(run.name for run in lost) == [
         "orders.charge_order",
-        "orders.reserve_stock",
-        "orders.store_invoice_pdf",
         "orders.request_shipment",
+        "orders.reserve_stock",
         "orders.send_order_confirmation",
+        "orders.store_invoice_pdf",
     ]
     assert all("recovery sweep" in run.last_error for run in lost)
     requeued = [s for result in sweeps() for s in result["requeued"]["orders"]]

@@ -29,10 +29,10 @@ from tests.harness import Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 FOLLOW_UPS = [
-    "orders.store_invoice_pdf",
     "orders.request_shipment",
     "orders.send_invoice_email",
     "orders.send_order_confirmation",
+    "orders.store_invoice_pdf",
 ]
 PAID_JOBS = sorted(["orders.reserve_stock", "orders.charge_order", *FOLLOW_UPS])
 
