@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks.stack import BenchStack
 from billing.models import Plan
-from shop import processes
+from devstack import processes
 from shop.factories import seed_plans
 from subscriptions import renewals
 from subscriptions.models import BillingRun, Subscription

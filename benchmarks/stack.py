@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shop.runtime import VAR_DIR
+from devstack.runtime import VAR_DIR
 
 BENCH_DIR = VAR_DIR / "bench"
 shutil.rmtree(BENCH_DIR, ignore_errors=True)
@@ -26,8 +26,8 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from devstack import processes  # noqa: E402
 from sandbox.testing import SandboxControl  # noqa: E402
-from shop import processes  # noqa: E402
 
 
 @dataclass

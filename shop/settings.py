@@ -18,7 +18,7 @@ from typing import TypeVar
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from shop.runtime import VAR_DIR, local_secret, read_runtime
+from devstack.runtime import VAR_DIR, local_secret, read_runtime
 from shop.schedule import beat_schedule
 
 
@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "billing",
     "subscriptions",
     "notifications",
+    "devstack",  # for its `demo` management command
 ]
 
 MIDDLEWARE = [

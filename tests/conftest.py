@@ -11,12 +11,12 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
+from devstack import processes
+from devstack.runtime import VAR_DIR, pid_alive
 from jobkit.breaker import SERVICES, breaker_for
 from orders.models import Order
 from sandbox.testing import SandboxControl
-from shop import processes
 from shop.factories import ProductFactory, seed_plans
-from shop.runtime import VAR_DIR, pid_alive
 from tests.harness import Stack, database_url, wait_for
 
 TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from shop.processes import base_env
+from devstack.processes import base_env
 from tests.conftest import TEST_VAR
 
 

@@ -17,10 +17,10 @@ from django.conf import settings
 
 from billing import services as billing
 from billing.models import Invoice, PaymentAttempt, Refund, StripeEvent
+from devstack import processes
 from jobkit.models import JobRun
 from notifications.models import Notification, Reminder
 from orders.models import Order, Shipment
-from shop import processes
 from shop.celery import QUEUES
 from tests.conftest import STANDARD_WORKER
 from tests.harness import Stack, wait_for

@@ -191,7 +191,7 @@ def start_redis(log_dir: Path, port: int, echo: IO[str] | None = None) -> tuple[
         ]  # fmt: skip
         name = "redis"
     else:
-        argv = [PYTHON, "-m", "shop.embedded_redis", "--host", HOST, "--port", str(port)]
+        argv = [PYTHON, "-m", "devstack.embedded_redis", "--host", HOST, "--port", str(port)]
         name = "redis-embedded"
     child = Child(name, argv, base_env(), log_dir, echo).start()
     url = f"redis://{HOST}:{port}/0"

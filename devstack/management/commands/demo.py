@@ -14,9 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from shop import processes
+from devstack import processes
+from devstack.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
 from shop.factories import seed_catalogue, seed_plans
-from shop.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
 
 STAFF_USERNAME = "staff"
 # Recovery you can watch: a killed worker's message comes back in ~2 minutes instead of Celery's hour
