@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from envconfig import env_choice
 from shop.celery import QUEUES
 
 PYTHON = sys.executable
@@ -174,9 +175,7 @@ def base_env(**overrides: str) -> dict[str, str]:
 # --- the broker ------------------------------------------------------------------------------------------
 def redis_mode() -> str:
     """SHOP_REDIS=embedded forces the pure-Python server; `auto` prefers redis-server from PATH."""
-    mode = os.environ.get("SHOP_REDIS", "auto")
-    if mode not in {"auto", "redis-server", "embedded"}:
-        raise RuntimeError(f"SHOP_REDIS must be auto, redis-server or embedded, not {mode!r}")
+    mode = env_choice("SHOP_REDIS", "auto", ("auto", "redis-server", "embedded"))
     if mode == "auto":
         return "redis-server" if shutil.which("redis-server") else "embedded"
     return mode

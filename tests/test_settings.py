@@ -39,6 +39,7 @@ def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.Compl
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
+        ({"SHOP_ENV": "prod"}, "SHOP_ENV must be one of development, production"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
         ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
     ],
