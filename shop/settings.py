@@ -220,7 +220,6 @@ for _name in ("STRIPE_TIMEOUT_SECONDS", "CARRIER_TIMEOUT_SECONDS", "EMAIL_TIMEOU
         )
 
 # --- Shop ------------------------------------------------------------------------------------------------
-SHOP_CURRENCY = "EUR"
 SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100, minimum=1)
 SHOP_MAX_ORDER_LINES = env_int("SHOP_MAX_ORDER_LINES", 50, minimum=1)
 SHOP_BASE_URL = env_str("SHOP_BASE_URL", RUNTIME.get("web_url", "http://127.0.0.1:8000")).rstrip("/")
