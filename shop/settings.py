@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from devstack.runtime import VAR_DIR, local_secret, read_runtime
 from envconfig import env_bool, env_choice, env_float, env_int, env_int_list, env_list, env_path, env_str
+from jobkit.breaker import SERVICES
 from shop.schedule import beat_schedule
 
 RUNTIME = read_runtime()
@@ -171,7 +172,7 @@ _BREAKER_DEFAULTS = {
     "cooldown_seconds": env_float("BREAKER_COOLDOWN_SECONDS", 15),
     "probe_timeout_seconds": env_float("BREAKER_PROBE_TIMEOUT_SECONDS", 30),
 }
-CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in ("payments", "carrier", "mail")}
+CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in SERVICES}  # the names: jobkit.breaker
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BEAT_SCHEDULE = beat_schedule(
