@@ -1,6 +1,6 @@
 """Typed, validated readers of environment variables: every variable the project reads goes through one.
 
-Each reader returns the variable's value, or `default` when the variable is unset or empty, and raises
+Each reader returns the variable's value, or `default` when the variable is unset or blank, and raises
 EnvError, naming the variable and what it expects, for a value it cannot use: a typo stops the process
 at start-up instead of quietly running with a default. Each reader also records the name it read in
 NAMES_READ, so a test can hold what the code reads against what README.md documents.

@@ -1,6 +1,6 @@
 """Start, watch and stop the shop's processes: broker, sandbox, Celery worker and beat, web server.
 
-Used by `python manage.py demo` and by the end-to-end test harness, so both run the same commands.
+Used by `python manage.py demo`, the end-to-end test harness and the benchmarks, so all run the same commands.
 Every child gets its own process group. A stop is graceful first: SIGTERM goes to the group leader
 alone (the Celery main process finishes its running jobs, the gunicorn master drains its workers);
 after STOP_TIMEOUT_SECONDS whatever is left of the group is killed, so nothing keeps holding a port.
