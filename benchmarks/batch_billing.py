@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.stack import BenchStack
-from shop import processes
+from devstack import processes
 from shop.factories import seed_plans
 from subscriptions import renewals
 from subscriptions.models import BillingRun, Plan, Subscription

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shop.runtime import VAR_DIR
+from devstack.runtime import VAR_DIR
+from envconfig import env_str
 
 BENCH_DIR = VAR_DIR / "bench"
 shutil.rmtree(BENCH_DIR, ignore_errors=True)
 BENCH_DIR.mkdir(parents=True)
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'bench.sqlite3'}")
+os.environ["DATABASE_URL"] = env_str("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'bench.sqlite3'}")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
 import django  # noqa: E402
@@ -26,8 +27,8 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from devstack import processes  # noqa: E402
 from sandbox.testing import SandboxControl  # noqa: E402
-from shop import processes  # noqa: E402
 
 
 @dataclass
@@ -51,7 +52,7 @@ def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
     log_dir = BENCH_DIR / "log"
     children: list[processes.Child] = []
     try:
-        redis_url = os.environ.get("REDIS_URL")
+        redis_url = env_str("REDIS_URL")
         if not redis_url:
             redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
             children.append(redis_child)

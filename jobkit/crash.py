@@ -4,7 +4,7 @@ at a chosen line.
 Set SHOP_CRASH_AT=<point> and SHOP_CRASH_MARKER=<file> in a worker's environment. When the code
 reaches `crash_point("<point>")` and the marker file does not exist yet, the marker is created and
 the whole worker (main process and pool, one process group) is killed with SIGKILL: no cleanup, no
-acknowledgement, exactly like a power cut. Unset, a crash point costs one dictionary lookup.
+acknowledgement, exactly like a power cut. Unset, a crash point costs one environment lookup.
 
 Points: `after_gateway_charge` (billing/payments.py: the gateway charged, the result is not recorded);
 `after_gateway_refund` (billing/payments.py: the gateway refunded, the refund is not recorded);
@@ -20,13 +20,14 @@ from __future__ import annotations
 import os
 import signal
 
+from envconfig import env_str
 from jobkit.errors import PermanentError
 
 
 def crash_point(name: str) -> None:
-    if os.environ.get("SHOP_CRASH_AT") != name:
+    if env_str("SHOP_CRASH_AT") != name:
         return
-    marker = os.environ.get("SHOP_CRASH_MARKER", "")
+    marker = env_str("SHOP_CRASH_MARKER")
     if not marker:
         return
     try:
@@ -38,5 +39,5 @@ def crash_point(name: str) -> None:
 
 
 def fail_point(name: str) -> None:
-    if os.environ.get("SHOP_FAIL_AT") == name:
+    if env_str("SHOP_FAIL_AT") == name:
         raise PermanentError(f"fail point {name} (SHOP_FAIL_AT)")

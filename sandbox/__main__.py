@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from envconfig import env_int, env_path, env_str
 from sandbox.server import Sandbox
 from sandbox.store import Store
 
@@ -17,30 +18,29 @@ DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m sandbox",
         description="Stripe-compatible API, carrier API, SMTP catcher and fault control in one process. "
         "SANDBOX_WEBHOOK_URL and SANDBOX_WEBHOOK_SECRET set the initial webhook target.",
     )
-    parser.add_argument("--host", default=env("SANDBOX_HOST", "127.0.0.1"), help="env SANDBOX_HOST")
+    parser.add_argument("--host", default=env_str("SANDBOX_HOST", "127.0.0.1"), help="env SANDBOX_HOST")
     parser.add_argument(
         "--port",
         type=int,
-        default=int(env("SANDBOX_PORT", "12111")),
+        default=env_int("SANDBOX_PORT", 12111),
         help="HTTP port, 0 = any (SANDBOX_PORT)",
     )
     parser.add_argument(
         "--smtp-port",
         type=int,
-        default=int(env("SANDBOX_SMTP_PORT", "1025")),
+        default=env_int("SANDBOX_SMTP_PORT", 1025),
         help="SMTP port, 0 = any (SANDBOX_SMTP_PORT)",
     )
     parser.add_argument(
         "--state",
         type=Path,
-        default=Path(env("SANDBOX_STATE", "var/sandbox.sqlite3")),
-        help="SQLite state file (SANDBOX_STATE)",
+        default=env_path("SANDBOX_STATE", Path("var/sandbox.sqlite3")),
+        help="SQLite state file (SANDBOX_STATE: an absolute path)",
     )
     parser.add_argument(
         "--ready-file", type=Path, help="write {http_port, smtp_port, pid} here once listening"
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args.state.parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.state)
     # The environment sets the initial webhook target; a later PUT /_sandbox/webhooks overrides it.
-    if os.environ.get("SANDBOX_WEBHOOK_URL"):
-        secret = os.environ.get("SANDBOX_WEBHOOK_SECRET") or DEFAULT_WEBHOOK_SECRET
-        store.set_webhook(os.environ["SANDBOX_WEBHOOK_URL"], secret)
+    webhook_url = env_str("SANDBOX_WEBHOOK_URL")
+    if webhook_url:
+        store.set_webhook(webhook_url, env_str("SANDBOX_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET))
 
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,4 +1,4 @@
-"""Run a sandbox as a subprocess and drive its control API: for test harnesses and the demo runner.
+"""Run a sandbox as a subprocess and drive its control API: for tests and benchmarks.
 
 sandbox = SandboxProcess.start(tmp_path / "sandbox.sqlite3")
 stripe_client = stripe.StripeClient("sk_test_x", base_addresses={"api": sandbox.api_base})

@@ -1,71 +1,26 @@
-"""Settings, all from the environment, with defaults that run the demo on a bare machine.
+"""Settings, all from the environment (read through envconfig), with defaults that run the demo on a bare
+machine. README.md's Configuration table lists every variable, its default and its meaning.
 
-DATABASE_URL   default: SQLite file var/shop.sqlite3 (WAL, busy timeout, IMMEDIATE transactions)
-REDIS_URL      default: the broker the running demo published, else redis://127.0.0.1:6379/0
-MEDIA_ROOT     default: var/media (invoice PDFs); an absolute path
-STRIPE_SECRET_KEY / STRIPE_API_BASE
-               default: the local sandbox; an sk_test_ key with no base talks to real Stripe test mode
-SANDBOX_URL    the sandbox's control API for /ops/; default: the local one, none when SHOP_ENV=production
 SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from shop.runtime import VAR_DIR, local_secret, read_runtime
+from devstack.runtime import VAR_DIR, local_secret, read_runtime
+from envconfig import env_bool, env_choice, env_float, env_int, env_int_list, env_list, env_path, env_str
+from jobkit.breaker import SERVICES
 from shop.schedule import beat_schedule
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-Number = TypeVar("Number", int, float)
-
-
-def env_number(name: str, default: Number, kind: type[Number]) -> Number:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return kind(value)
-    except ValueError as exc:
-        article = "an integer" if kind is int else "a number"
-        raise ImproperlyConfigured(f"{name} must be {article}, got {value!r}") from exc
-
-
-def env_int(name: str, default: int) -> int:
-    return env_number(name, default, int)
-
-
-def env_float(name: str, default: float) -> float:
-    return env_number(name, default, float)
-
-
-def env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    # Relative to what? The web server, workers and beat may each run from another directory.
-    if not os.path.isabs(value):
-        raise ImproperlyConfigured(f"{name} must be an absolute path, got {value!r}")
-    return Path(value)
-
-
 RUNTIME = read_runtime()
-PRODUCTION = os.environ.get("SHOP_ENV", "development") == "production"
+PRODUCTION = env_choice("SHOP_ENV", "development", ("development", "production")) == "production"
 DEBUG = env_bool("DJANGO_DEBUG")
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if PRODUCTION:
     if len(SECRET_KEY) < 40 or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured(
@@ -76,11 +31,8 @@ if PRODUCTION:
 elif not SECRET_KEY:
     SECRET_KEY = local_secret("django")
 
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
-]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION and env_bool("SHOP_HTTPS", True)
@@ -101,6 +53,7 @@ INSTALLED_APPS = [
     "shipping",
     "orders",
     "subscriptions",
+    "devstack",  # for its `demo` management command
 ]
 
 MIDDLEWARE = [
@@ -136,7 +89,8 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "shop.sqlite3"
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=env_int("DB_CONN_MAX_AGE", 0)
+        env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -173,11 +127,11 @@ USE_TZ = True
 LOGIN_URL = "admin:login"
 
 # --- Broker and Celery ----------------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL") or RUNTIME.get("redis_url") or "redis://127.0.0.1:6379/0"
+REDIS_URL = env_str("REDIS_URL", RUNTIME.get("redis_url", "redis://127.0.0.1:6379/0"))
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A message taken by a worker that then dies whole comes back after this many seconds (Redis semantics).
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
     # How often a worker looks for such messages: every interval x throttle seconds (kombu: 10 x 10).
     "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
@@ -190,10 +144,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
 # Job retries: exponential backoff from this base (whole seconds), capped, with full jitter.
-JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2)
+JOB_RETRY_BACKOFF_SECONDS = env_int("JOB_RETRY_BACKOFF_SECONDS", 2, minimum=1)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_int("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 # The sweeper re-enqueues work that has shown no sign of life for this long (longer than any backoff).
 SWEEP_STUCK_AFTER_SECONDS = env_int("SWEEP_STUCK_AFTER_SECONDS", 600)
@@ -201,27 +155,25 @@ SWEEP_STUCK_AFTER_SECONDS = env_int("SWEEP_STUCK_AFTER_SECONDS", 600)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 60)
 # Payment reminders after a failed payment (seconds after it); the last one expires the order or
 # cancels the subscription. The periodic job that sends due reminders runs every REMINDER_INTERVAL_SECONDS.
-REMINDER_OFFSETS_SECONDS = [
-    int(part) for part in os.environ.get("REMINDER_OFFSETS_SECONDS", "86400,172800,259200").split(",")
-]
+REMINDER_OFFSETS_SECONDS = env_int_list("REMINDER_OFFSETS_SECONDS", [86400, 172800, 259200])
 REMINDER_INTERVAL_SECONDS = env_float("REMINDER_INTERVAL_SECONDS", 60)
 # Daily maintenance keeps finished job timelines and used unique keys this long, API idempotency
 # records this long (as Stripe keeps its keys: a day).
 JOB_TIMELINE_RETENTION_DAYS = env_int("JOB_TIMELINE_RETENTION_DAYS", 30)
 IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 24)
 # Batch billing: due subscriptions per batch job (a keyset page).
-BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 100)
+BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 100, minimum=1)
 # A job whose service's circuit breaker is open is deferred (retries untouched) for at most this long.
 JOB_DEFER_DEADLINE_SECONDS = env_int("JOB_DEFER_DEADLINE_SECONDS", 3600)
 JOB_DEFER_JITTER_SECONDS = env_float("JOB_DEFER_JITTER_SECONDS", 2.0)
 # One circuit breaker per outside service, state shared by every process through Redis.
 _BREAKER_DEFAULTS = {
-    "failure_threshold": env_int("BREAKER_FAILURE_THRESHOLD", 5),
+    "failure_threshold": env_int("BREAKER_FAILURE_THRESHOLD", 5, minimum=1),
     "window_seconds": env_float("BREAKER_WINDOW_SECONDS", 30),
     "cooldown_seconds": env_float("BREAKER_COOLDOWN_SECONDS", 15),
     "probe_timeout_seconds": env_float("BREAKER_PROBE_TIMEOUT_SECONDS", 30),
 }
-CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in ("payments", "carrier", "mail")}
+CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in SERVICES}  # the names: jobkit.breaker
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BEAT_SCHEDULE = beat_schedule(
@@ -234,33 +186,34 @@ CELERY_TIMEZONE = TIME_ZONE
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = env_int("SANDBOX_PORT", RUNTIME.get("sandbox_port", 12111))
 SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", RUNTIME.get("sandbox_smtp_port", 1025))
-_sandbox_base = os.environ.get("SANDBOX_URL") or f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
+_local_sandbox = f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
 # The sandbox's control API, behind the fault switches on /ops/. Empty: no sandbox, no switches (the
 # default when SHOP_ENV=production: a deployment names its sandbox, as docker-compose.yml does).
-SANDBOX_URL = os.environ.get("SANDBOX_URL", "" if PRODUCTION else _sandbox_base)
+SANDBOX_URL = env_str("SANDBOX_URL", "" if PRODUCTION else _local_sandbox)
+_sandbox_base = SANDBOX_URL or _local_sandbox  # the default home of the payments, carrier and mail APIs
 
-_stripe_key_from_env = os.environ.get("STRIPE_SECRET_KEY", "")
-STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or (
+_stripe_key_from_env = env_str("STRIPE_SECRET_KEY")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE") or (
     None if _stripe_key_from_env.startswith("sk_test_") else _sandbox_base
 )
 STRIPE_SECRET_KEY = _stripe_key_from_env or "sk_sandbox_local_demo"
-STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or f"whsec_{local_secret('stripe-webhook')}"
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or f"whsec_{local_secret('stripe-webhook')}"
 # Each outside call gives up after its timeout (a timeout is an outage for the breaker); each must end
 # well before the task's soft time limit, so the job's retry policy decides, not the time limit.
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 20)
 
-CARRIER_API_BASE = os.environ.get("CARRIER_API_BASE", f"{_sandbox_base}/carrier/v1")
-CARRIER_API_KEY = os.environ.get("CARRIER_API_KEY", "carrier-sandbox-key")
+CARRIER_API_BASE = env_str("CARRIER_API_BASE", f"{_sandbox_base}/carrier/v1")
+CARRIER_API_KEY = env_str("CARRIER_API_KEY", "carrier-sandbox-key")
 CARRIER_TIMEOUT_SECONDS = env_float("CARRIER_TIMEOUT_SECONDS", 10)
 
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-EMAIL_HOST = os.environ.get("EMAIL_HOST", SANDBOX_HOST)
+EMAIL_HOST = env_str("EMAIL_HOST", SANDBOX_HOST)
 EMAIL_PORT = env_int("EMAIL_PORT", SANDBOX_SMTP_PORT)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Job Shop <shop@example.com>")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Job Shop <shop@example.com>")
 for _name in ("STRIPE_TIMEOUT_SECONDS", "CARRIER_TIMEOUT_SECONDS", "EMAIL_TIMEOUT"):
     if not 0 < globals()[_name] < CELERY_TASK_SOFT_TIME_LIMIT:
         raise ImproperlyConfigured(
@@ -269,17 +222,16 @@ for _name in ("STRIPE_TIMEOUT_SECONDS", "CARRIER_TIMEOUT_SECONDS", "EMAIL_TIMEOU
         )
 
 # --- Shop ------------------------------------------------------------------------------------------------
-SHOP_CURRENCY = "EUR"
-SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100)
-SHOP_MAX_ORDER_LINES = env_int("SHOP_MAX_ORDER_LINES", 50)
-SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", RUNTIME.get("web_url", "http://127.0.0.1:8000")).rstrip("/")
+SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100, minimum=1)
+SHOP_MAX_ORDER_LINES = env_int("SHOP_MAX_ORDER_LINES", 50, minimum=1)
+SHOP_BASE_URL = env_str("SHOP_BASE_URL", RUNTIME.get("web_url", "http://127.0.0.1:8000")).rstrip("/")
 SHOP_VAT_RATE = env_float("SHOP_VAT_RATE", 0.20)
 SHOP_SELLER = {
-    "name": os.environ.get("SHOP_SELLER_NAME", "Job Shop Ltd"),
-    "address": os.environ.get("SHOP_SELLER_ADDRESS", "1 Queue Street\n10115 Berlin\nGermany"),
-    "vat_id": os.environ.get("SHOP_SELLER_VAT_ID", "DE000000000"),
+    "name": env_str("SHOP_SELLER_NAME", "Job Shop Ltd"),
+    "address": env_str("SHOP_SELLER_ADDRESS", "1 Queue Street\n10115 Berlin\nGermany"),
+    "vat_id": env_str("SHOP_SELLER_VAT_ID", "DE000000000"),
 }
-INVOICE_PDF_TEMPLATE = os.environ.get("INVOICE_PDF_TEMPLATE", "billing/invoice.html")
+INVOICE_PDF_TEMPLATE = env_str("INVOICE_PDF_TEMPLATE", "billing/invoice.html")
 SHOP_BENCHMARK_ENDPOINTS = env_bool("SHOP_BENCHMARK_ENDPOINTS") and not PRODUCTION
 
 LOGGING = {
@@ -287,7 +239,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    },
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},  # WeasyPrint's font subsetting logs every table at INFO

@@ -11,12 +11,13 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
+from devstack import processes
+from devstack.runtime import VAR_DIR, pid_alive
+from envconfig import env_str
 from jobkit.breaker import SERVICES, breaker_for
 from orders.models import Order
 from sandbox.testing import SandboxControl
-from shop import processes
 from shop.factories import ProductFactory, seed_plans
-from shop.runtime import VAR_DIR, pid_alive
 from tests.harness import Stack, database_url, wait_for
 
 TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout
@@ -42,7 +43,7 @@ def log_dir() -> Path:
 @pytest.fixture(scope="session")
 def broker_url(log_dir: Path) -> Iterator[str]:
     """REDIS_URL if given (CI: a real server, a database of its own), else a private broker process."""
-    url = os.environ.get("REDIS_URL")
+    url = env_str("REDIS_URL")
     if url:
         redis.Redis.from_url(url).flushdb()
         yield url

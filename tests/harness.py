@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import redis
 
+from devstack import processes
 from sandbox.testing import SandboxControl
-from shop import processes
 from shop.celery import QUEUES
 
 

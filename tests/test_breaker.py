@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from devstack.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
 from jobkit import breaker as breaker_module
 from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, Permit, breaker_for
-from shop.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         argv = [exe, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
         argv += ["--dir", str(log_dir)]
     else:
-        argv = [PYTHON, "-m", "shop.embedded_redis", "--host", HOST, "--port", str(port)]
+        argv = [PYTHON, "-m", "devstack.embedded_redis", "--host", HOST, "--port", str(port)]
     child = Child(request.param, argv, base_env(PYTHONPATH=str(ROOT)), log_dir).start()
     url = f"redis://{HOST}:{port}/0"
     try:

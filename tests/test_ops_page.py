@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from devstack import processes
 from sandbox.testing import SandboxControl
-from shop import processes
 
 pytestmark = pytest.mark.django_db
 

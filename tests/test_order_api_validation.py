@@ -127,7 +127,7 @@ def test_unknown_or_sequential_order_ids_are_not_found(client, catalogue, order_
 
 
 def test_healthz_names_the_broker_when_it_is_down(client, db, settings):
-    from shop.processes import free_port
+    from devstack.processes import free_port
 
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     response = client.get("/healthz")

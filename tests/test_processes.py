@@ -7,8 +7,8 @@ import socket
 import time
 from pathlib import Path
 
-from shop.processes import HOST, PYTHON, Child, base_env, free_port, port_is_free, wait_until
-from shop.runtime import pid_alive
+from devstack.processes import HOST, PYTHON, Child, base_env, free_port, port_is_free, wait_until
+from devstack.runtime import pid_alive
 
 PROC = Path("/proc")
 PROC_NET_TCP = PROC / "net" / "tcp"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from shop.processes import base_env
+from devstack.processes import base_env
+from jobkit.breaker import SERVICES
 from tests.conftest import TEST_VAR
 
 
@@ -39,6 +41,7 @@ def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.Compl
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
+        ({"SHOP_ENV": "prod"}, "SHOP_ENV must be one of development, production"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
         ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
     ],
@@ -76,6 +79,14 @@ def test_media_root_comes_from_the_environment():
     result = load_settings("MEDIA_ROOT", MEDIA_ROOT="/srv/shop-media")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "/srv/shop-media"
+
+
+def test_every_outside_service_has_a_circuit_breaker_tuned_by_the_environment():
+    result = load_settings("CIRCUIT_BREAKERS", BREAKER_COOLDOWN_SECONDS="7")
+    assert result.returncode == 0, result.stderr
+    breakers = ast.literal_eval(result.stdout)
+    assert sorted(breakers) == sorted(SERVICES)
+    assert {options["cooldown_seconds"] for options in breakers.values()} == {7.0}
 
 
 @pytest.mark.django_db

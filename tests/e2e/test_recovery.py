@@ -16,10 +16,10 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
+from devstack import processes
 from jobkit.breaker import breaker_for
 from jobkit.models import JobExecution, JobRun
 from orders.models import Order
-from shop import processes
 from shop.celery import app as celery_app
 from subscriptions.models import Subscription
 from tests.e2e.test_subscriptions import intents_for, sign_up, wait_for_subscription

@@ -14,9 +14,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from devstack.processes import Child
 from notifications.models import Notification, Reminder
 from orders.models import Order, Product
-from shop.processes import Child
 from subscriptions.models import Subscription
 from tests.conftest import REMINDER_OFFSETS
 from tests.e2e.test_subscriptions import sign_up, wait_for_subscription

@@ -17,11 +17,11 @@ from django.conf import settings
 
 from billing import payments as billing
 from billing.models import Invoice, PaymentAttempt, Refund, StripeEvent
+from devstack import processes
 from jobkit.models import JobRun
 from notifications.models import Notification, Reminder
 from orders.models import Order
 from shipping.models import Shipment
-from shop import processes
 from shop.celery import QUEUES
 from tests.conftest import STANDARD_WORKER
 from tests.harness import Stack, wait_for

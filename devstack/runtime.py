@@ -1,9 +1,12 @@
-"""Where the running services are.
+"""Where the running services are, and the local state folder (`var/`) that says so.
 
 `python manage.py demo` starts the broker and the sandbox (possibly on free ports) and writes their
 addresses to `var/runtime.json`. Settings read that file, so any other `manage.py` command started in
 the project folder while the demo runs reaches the same broker and sandbox with no extra setup.
 Environment variables always win over the file.
+
+The file's writer and its reader share this module, so its format lives in one place. Settings import
+it while they load: it must stay a leaf, importing nothing from Django or the project but envconfig.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from envconfig import env_path
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("SHOP_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env_path("SHOP_VAR_DIR", BASE_DIR / "var")
 RUNTIME_FILE = VAR_DIR / "runtime.json"
 
 

@@ -14,9 +14,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from shop import processes
+from devstack import processes
+from devstack.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
+from envconfig import env_int, env_str
 from shop.factories import seed_catalogue, seed_plans
-from shop.runtime import VAR_DIR, clear_runtime, read_runtime, write_runtime
 
 STAFF_USERNAME = "staff"
 # Recovery you can watch: a killed worker's message comes back in ~2 minutes instead of Celery's hour
@@ -34,7 +35,7 @@ class Command(BaseCommand):
     help = "Run the demo shop: broker, sandbox, Celery worker and beat, and the web server."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)), help="web port")
+        parser.add_argument("--port", type=int, default=env_int("PORT", 8000), help="web port")
         parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
 
     def handle(self, *args: Any, port: int, concurrency: int, **options: Any) -> None:
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         backing: list[processes.Child] = []  # broker and sandbox: stopped last
         shop: list[processes.Child] = []  # worker, beat, web
         try:
-            redis_url = os.environ.get("REDIS_URL")
+            redis_url = env_str("REDIS_URL")
             if not redis_url:
                 redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
                 backing.append(redis_child)

@@ -1,6 +1,6 @@
 """Start, watch and stop the shop's processes: broker, sandbox, Celery worker and beat, web server.
 
-Used by `python manage.py demo` and by the end-to-end test harness, so both run the same commands.
+Used by `python manage.py demo`, the end-to-end test harness and the benchmarks, so all run the same commands.
 Every child gets its own process group. A stop is graceful first: SIGTERM goes to the group leader
 alone (the Celery main process finishes its running jobs, the gunicorn master drains its workers);
 after STOP_TIMEOUT_SECONDS whatever is left of the group is killed, so nothing keeps holding a port.
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from envconfig import env_choice
 from shop.celery import QUEUES
 
 PYTHON = sys.executable
@@ -174,9 +175,7 @@ def base_env(**overrides: str) -> dict[str, str]:
 # --- the broker ------------------------------------------------------------------------------------------
 def redis_mode() -> str:
     """SHOP_REDIS=embedded forces the pure-Python server; `auto` prefers redis-server from PATH."""
-    mode = os.environ.get("SHOP_REDIS", "auto")
-    if mode not in {"auto", "redis-server", "embedded"}:
-        raise RuntimeError(f"SHOP_REDIS must be auto, redis-server or embedded, not {mode!r}")
+    mode = env_choice("SHOP_REDIS", "auto", ("auto", "redis-server", "embedded"))
     if mode == "auto":
         return "redis-server" if shutil.which("redis-server") else "embedded"
     return mode
@@ -191,7 +190,7 @@ def start_redis(log_dir: Path, port: int, echo: IO[str] | None = None) -> tuple[
         ]  # fmt: skip
         name = "redis"
     else:
-        argv = [PYTHON, "-m", "shop.embedded_redis", "--host", HOST, "--port", str(port)]
+        argv = [PYTHON, "-m", "devstack.embedded_redis", "--host", HOST, "--port", str(port)]
         name = "redis-embedded"
     child = Child(name, argv, base_env(), log_dir, echo).start()
     url = f"redis://{HOST}:{port}/0"

@@ -2,7 +2,7 @@
 
 fakeredis' TcpFakeServer, with TCP_NODELAY on every accepted socket: without it each small reply
 waits for Nagle's algorithm and the broker manages ~11 tasks/s instead of ~220.
-Run: python -m shop.embedded_redis --port 6390 [--ready-file PATH]
+Run: python -m devstack.embedded_redis --port 6390 [--ready-file PATH]
 """
 
 from __future__ import annotations
