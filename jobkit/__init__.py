@@ -1,6 +1,6 @@
 """Cross-cutting job machinery, written once and used by every app; it knows no domain.
 
-- `tasks.ShopTask`: the base task (retry policy, deferrals, job timeline, dead-job handlers).
+- `tasks.JobTask`: the base task (retry policy, deferrals, job timeline, dead-job handlers).
 - `enqueue.enqueue_on_commit`: send a job only after the current transaction commits.
 - `errors`: the exceptions that tell the base task whether to retry, defer or give up.
 - `outside`: one classification of outside errors, each call under its service's circuit breaker.

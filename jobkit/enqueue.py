@@ -21,12 +21,12 @@ from typing import Any
 from django.db import transaction
 
 from jobkit.models import JobRun
-from jobkit.tasks import ShopTask
+from jobkit.tasks import JobTask
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task: ShopTask, *args: Any, countdown: float | None = None) -> str:
+def enqueue_on_commit(task: JobTask, *args: Any, countdown: float | None = None) -> str:
     """Record the job as queued now and send it when the surrounding transaction commits."""
     task_id = str(uuid.uuid4())
     JobRun.objects.create(
@@ -41,7 +41,7 @@ def enqueue_on_commit(task: ShopTask, *args: Any, countdown: float | None = None
 
 
 def publish(
-    task: ShopTask, args: tuple[Any, ...] | list[Any], task_id: str, countdown: float | None = None
+    task: JobTask, args: tuple[Any, ...] | list[Any], task_id: str, countdown: float | None = None
 ) -> bool:
     """Send one recorded job's message; if the broker cannot take it, mark its row `unsent`."""
     try:

@@ -9,10 +9,10 @@ from celery import shared_task
 from django.conf import settings
 
 from jobkit import recovery
-from jobkit.tasks import ShopTask
+from jobkit.tasks import JobTask
 
 
-@shared_task(base=ShopTask, name="jobkit.recover_stuck_work", subject_kind="sweep", max_retries=0)
+@shared_task(base=JobTask, name="jobkit.recover_stuck_work", subject_kind="sweep", max_retries=0)
 def recover_stuck_work() -> dict[str, Any] | None:
     return recovery.sweep_once_per_slot(
         timedelta(seconds=settings.SWEEP_STUCK_AFTER_SECONDS), settings.SWEEP_INTERVAL_SECONDS

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import redis
 from celery import Task
 from celery.exceptions import Retry
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.db.models import F
@@ -41,21 +42,29 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-class ShopTask(Task):
-    # Retry policy: exponential backoff (doubling from a base, capped), full jitter, bounded attempts.
-    # Besides TransientError from outside calls: the broker or Redis unreachable, and the database lost
-    # (connection dropped, server restarted, SQLite busy) -- the job's transaction rolled back, so its
-    # retry starts clean on a new connection (Celery's Django fixup drops the broken one).
-    autoretry_for = (
+def retry_delay(retries: int) -> int:
+    """Seconds before retry number `retries + 1`: exponential backoff from JOB_RETRY_BACKOFF_SECONDS,
+    capped at JOB_RETRY_BACKOFF_MAX_SECONDS, with full jitter (a random point below the cap, so jobs that
+    failed together do not retry together). Read when a job fails, never at import."""
+    base = getattr(settings, "JOB_RETRY_BACKOFF_SECONDS", 2)
+    cap = getattr(settings, "JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
+    return get_exponential_backoff_interval(base, retries, cap, full_jitter=True)
+
+
+class JobTask(Task):
+    """The base of every job: one retry policy, deferrals, the job timeline, dead-job handlers."""
+
+    # Worth a retry: TransientError from outside calls (jobkit/outside.py), the broker or Redis
+    # unreachable, and the database lost (connection dropped, server restarted, SQLite busy): the job's
+    # transaction rolled back, so its retry starts clean on a new connection (Celery's Django fixup drops
+    # the broken one). Anything else ends the job as dead.
+    retry_on: tuple[type[BaseException], ...] = (
         TransientError,
         redis.ConnectionError,
         redis.TimeoutError,
         OperationalError,
         InterfaceError,
     )
-    retry_backoff = settings.JOB_RETRY_BACKOFF_SECONDS
-    retry_backoff_max = settings.JOB_RETRY_BACKOFF_MAX_SECONDS
-    retry_jitter = True
     max_retries = 6
     # What the first positional argument identifies, for the timeline ("order", "invoice", ...).
     subject_kind = "job"
@@ -73,6 +82,10 @@ class ShopTask(Task):
             return super().__call__(*args, **kwargs)
         except Deferred as exc:
             self.defer(exc)
+        except self.retry_on as exc:
+            if self.request.called_directly or self.request.retries >= self.max_retries:
+                raise  # the budget is spent: dead (on_failure records it and calls its handler)
+            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
 
     def defer(self, exc: Deferred) -> NoReturn:
         """Send this job again for when the call may go through; the retry budget is not touched."""

@@ -11,17 +11,17 @@ import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from jobkit.tasks import ShopTask
+from jobkit.tasks import JobTask
 from subscriptions import emails, renewals, signup
 
 
-@shared_task(base=ShopTask, name="subscriptions.charge_signup", subject_kind="subscription")
+@shared_task(base=JobTask, name="subscriptions.charge_signup", subject_kind="subscription")
 def charge_signup(subscription_id: str) -> None:
     signup.charge_signup(subscription_id)
 
 
 @shared_task(
-    base=ShopTask,
+    base=JobTask,
     name="subscriptions.register_delivery",
     subject_kind="subscription",
     max_retries=8,
@@ -30,39 +30,39 @@ def register_delivery(subscription_id: str) -> None:
     signup.register_delivery(subscription_id)
 
 
-@shared_task(base=ShopTask, name="subscriptions.grant_entitlement", subject_kind="subscription")
+@shared_task(base=JobTask, name="subscriptions.grant_entitlement", subject_kind="subscription")
 def grant_entitlement(subscription_id: str) -> None:
     signup.grant_entitlement(subscription_id)
 
 
 @shared_task(
-    base=ShopTask, name="subscriptions.compensate_signup", subject_kind="subscription", max_retries=12
+    base=JobTask, name="subscriptions.compensate_signup", subject_kind="subscription", max_retries=12
 )
 def compensate_signup(subscription_id: str) -> None:
     signup.compensate_signup(subscription_id)
 
 
-@shared_task(base=ShopTask, name="subscriptions.send_welcome", subject_kind="subscription", max_retries=10)
+@shared_task(base=JobTask, name="subscriptions.send_welcome", subject_kind="subscription", max_retries=10)
 def send_welcome(subscription_id: str) -> None:
     signup.send_email(emails.WELCOME, subscription_id)
 
 
 @shared_task(
-    base=ShopTask, name="subscriptions.send_signup_declined", subject_kind="subscription", max_retries=10
+    base=JobTask, name="subscriptions.send_signup_declined", subject_kind="subscription", max_retries=10
 )
 def send_signup_declined(subscription_id: str) -> None:
     signup.send_email(emails.DECLINED, subscription_id)
 
 
 @shared_task(
-    base=ShopTask, name="subscriptions.send_signup_refunded", subject_kind="subscription", max_retries=10
+    base=JobTask, name="subscriptions.send_signup_refunded", subject_kind="subscription", max_retries=10
 )
 def send_signup_refunded(subscription_id: str) -> None:
     signup.send_email(emails.REFUNDED, subscription_id)
 
 
 # --- batch billing (pattern 4) ----------------------------------------------------------------------------
-@shared_task(base=ShopTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
+@shared_task(base=JobTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
 def start_billing_run(billing_date: str | None = None) -> int:
     """The daily beat entry; the date defaults to today. Starting a date twice joins its run."""
     day = datetime.date.fromisoformat(billing_date) if billing_date else timezone.localdate()
@@ -70,13 +70,13 @@ def start_billing_run(billing_date: str | None = None) -> int:
     return run.pk
 
 
-@shared_task(base=ShopTask, name="subscriptions.plan_billing_run", subject_kind="billing_run")
+@shared_task(base=JobTask, name="subscriptions.plan_billing_run", subject_kind="billing_run")
 def plan_billing_run(run_id: int) -> None:
     renewals.plan_run(run_id)
 
 
 @shared_task(
-    base=ShopTask,
+    base=JobTask,
     name="subscriptions.bill_batch",
     subject_kind="billing_batch",
     max_retries=5,
