@@ -45,6 +45,7 @@ class Command(BaseCommand):
         if not processes.port_is_free(port):
             raise CommandError(f"Port {port} is in use; stop what uses it or run with PORT=<another port>.")
         log_dir = VAR_DIR / "log"
+        refuse_a_database_of_an_older_layout()
         call_command("migrate", interactive=False, verbosity=0)
         seed_catalogue()
         seed_plans()
@@ -143,3 +144,25 @@ class Command(BaseCommand):
             "",
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+
+
+def refuse_a_database_of_an_older_layout() -> None:
+    """The apps' migrations were started afresh when billing stopped pointing at orders and subscriptions:
+    a demo database made before that has applied migrations that no longer exist. Say how to start over
+    instead of failing half-way through `migrate`."""
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    gone = sorted(
+        f"{app}.{name}"
+        for app, name in loader.applied_migrations
+        if app in {"billing", "orders", "subscriptions"} and (app, name) not in loader.disk_migrations
+    )
+    if gone:
+        where = connection.settings_dict["NAME"]
+        raise CommandError(
+            f"The database {where} was made by an older version of the shop (migrations {', '.join(gone)} "
+            "no longer exist). Demo data is disposable: delete it (for the default SQLite file: "
+            "rm var/shop.sqlite3*) and run make demo again."
+        )
