@@ -41,6 +41,9 @@ def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:
         if not isinstance(item, dict):
             errors[where] = ["Each item must be an object with sku and quantity."]
             continue
+        unknown = sorted(set(item) - {"sku", "quantity"})
+        if unknown:  # e.g. a price smuggled into a line: refused, not ignored
+            errors[where] = [f"Unknown field(s): {', '.join(unknown)}."]
         sku, quantity = item.get("sku"), item.get("quantity")
         product = products.get(sku) if isinstance(sku, str) else None
         if product is None or not product.active:

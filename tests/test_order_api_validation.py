@@ -60,6 +60,11 @@ BAD_BODIES = [
     ("payment method unknown", with_(payment_method="pm_card_stolen"), "payment_method"),
     ("payment method missing", {k: v for k, v in GOOD.items() if k != "payment_method"}, "payment_method"),
     ("price smuggled in", with_(price="0.01"), "body"),
+    (
+        "price smuggled into an item",
+        with_(items=[{"sku": "TEA-EARL", "quantity": 1, "price": "0.01"}]),
+        "items[0]",
+    ),
 ]
 
 
