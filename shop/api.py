@@ -7,7 +7,7 @@ checks (headers, path parameters) and a missing object that shape too.
 CSRF: ninja exempts its views from Django's CSRF middleware and checks CSRF only for cookie-based auth.
 The API uses no auth and reads no cookie or session: a client proves nothing but its knowledge of an
 unguessable id, so there is no ambient credential a forged cross-site request could ride on. The HTML
-forms keep Django's CSRF protection.
+forms keep Django's CSRF protection (tests/test_csrf.py).
 """
 
 from __future__ import annotations
