@@ -33,7 +33,9 @@ def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:
     if len(items) > settings.SHOP_MAX_ORDER_LINES:
         return [], {"items": [f"At most {settings.SHOP_MAX_ORDER_LINES} lines per order."]}
     skus = [item.get("sku") for item in items if isinstance(item, dict)]
-    products = Product.objects.in_bulk([s for s in skus if isinstance(s, str)], field_name="sku")
+    # A NUL is in no SKU, and PostgreSQL refuses to even compare one (a 500 instead of "unknown product").
+    known = [s for s in skus if isinstance(s, str) and "\x00" not in s]
+    products = Product.objects.in_bulk(known, field_name="sku")
     wanted: dict[str, int] = {}
     lines: list[CartLine] = []
     for index, item in enumerate(items):

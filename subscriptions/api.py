@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -96,8 +97,10 @@ def create_subscription(request: HttpRequest, idempotency_key: IdempotencyKey = 
     """Sign up: the subscription and its first invoice are committed, then the charge, the delivery
     registration and the entitlement run as background jobs (a failure after the charge is refunded)."""
     body = json_object(request)
-    # The sign-up's own unique request key: a retried request can never create a second subscription.
-    request_key = f"api:{idempotency_key or uuid.uuid4()}"
+    # The sign-up's own unique request key (a retried request can never create a second subscription),
+    # hashed from the Idempotency-Key: "api:" + a 255-character key would not fit its column.
+    key = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else uuid.uuid4()
+    request_key = f"api:{key}"
     subscription_id = idempotent_create(
         idempotency_key, "subscriptions", body, lambda: sign_up_from(body, request_key)
     )

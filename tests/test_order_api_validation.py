@@ -50,6 +50,7 @@ BAD_BODIES = [
     ("quantity as float", with_(items=[{"sku": "TEA-EARL", "quantity": 1.5}]), "items[0].quantity"),
     ("quantity as bool", with_(items=[{"sku": "TEA-EARL", "quantity": True}]), "items[0].quantity"),
     ("sku as number", with_(items=[{"sku": 12, "quantity": 1}]), "items[0].sku"),
+    ("sku with a NUL", with_(items=[{"sku": "TEA-EARL\x00", "quantity": 1}]), "items[0].sku"),
     ("item not an object", with_(items=["TEA-EARL"]), "items[0]"),
     ("items empty", with_(items=[]), "items"),
     ("items not a list", with_(items={"sku": "TEA-EARL"}), "items"),
