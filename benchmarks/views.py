@@ -6,9 +6,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apikit.tools import ApiError, json_object
 from orders import checkout
-from orders.views import create_order_from
-from shop.api import ApiError, json_body
+from orders.api import create_order_from
 
 
 @csrf_exempt
@@ -16,7 +16,7 @@ from shop.api import ApiError, json_body
 def orders_without_enqueue(request: HttpRequest) -> JsonResponse:
     """POST /api/orders minus the enqueue: same parsing, validation and inserts."""
     try:
-        order_id = create_order_from(json_body(request), place=checkout.write_order)
+        order_id = create_order_from(json_object(request), place=checkout.write_order)
     except ApiError as exc:
-        return exc.response()
+        return JsonResponse({"errors": exc.errors}, status=exc.status)
     return JsonResponse({"id": order_id, "status": "placed"}, status=202)

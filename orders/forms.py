@@ -29,7 +29,9 @@ def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:
     if len(items) > settings.SHOP_MAX_ORDER_LINES:
         return [], {"items": [f"At most {settings.SHOP_MAX_ORDER_LINES} lines per order."]}
     skus = [item.get("sku") for item in items if isinstance(item, dict)]
-    products = Product.objects.in_bulk([s for s in skus if isinstance(s, str)], field_name="sku")
+    # A NUL is in no SKU, and PostgreSQL refuses to even compare one (a 500 instead of "unknown product").
+    known = [s for s in skus if isinstance(s, str) and "\x00" not in s]
+    products = Product.objects.in_bulk(known, field_name="sku")
     wanted: dict[str, int] = {}
     lines: list[CartLine] = []
     for index, item in enumerate(items):
@@ -37,6 +39,9 @@ def validate_items(items: Any) -> tuple[list[CartLine], dict[str, list[str]]]:
         if not isinstance(item, dict):
             errors[where] = ["Each item must be an object with sku and quantity."]
             continue
+        unknown = sorted(set(item) - {"sku", "quantity"})
+        if unknown:  # e.g. a price smuggled into a line: refused, not ignored
+            errors[where] = [f"Unknown field(s): {', '.join(unknown)}."]
         sku, quantity = item.get("sku"), item.get("quantity")
         product = products.get(sku) if isinstance(sku, str) else None
         if product is None or not product.active:

@@ -1,26 +1,21 @@
-"""Order pages and the order/product JSON API. Views validate, call a service, and return."""
+"""Order pages, and the payloads and lookups the JSON API (orders/api.py) shares with them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.forms import PaymentForm
 from jobkit.models import JobRun
 from orders import checkout
-from orders.forms import CustomerForm, validate_items
 from orders.models import Order, Product
 from shipping.services import shipment_for
-from shop.api import ApiError, bind_json, idempotent_create, json_body
 
 
 def product_payload(product: Product) -> dict[str, Any]:
@@ -77,46 +72,11 @@ def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@require_GET
-def products_api(request: HttpRequest) -> JsonResponse:
-    products = Product.objects.filter(active=True).order_by("sku")
-    return JsonResponse([product_payload(p) for p in products], safe=False)
-
-
 def get_order(order_id: str) -> Order:
     try:
         return Order.objects.select_related("invoice").prefetch_related("lines").get(public_id=order_id)
     except (Order.DoesNotExist, ValidationError) as exc:  # a malformed UUID is just "not found"
         raise Http404("No such order.") from exc
-
-
-@csrf_exempt  # a JSON API for programs, authenticated by nothing but unguessable ids; no cookies involved
-@require_http_methods(["POST"])
-def orders_api(request: HttpRequest) -> JsonResponse:
-    try:
-        body = json_body(request)
-        order_id, _ = idempotent_create(request, "orders", body, lambda: create_order_from(body))
-    except ApiError as exc:
-        return exc.response()
-    order = Order.objects.get(public_id=order_id)
-    payload = {"id": order_id, "status": order.status, "url": order_url(request, order)}
-    return JsonResponse(payload, status=202)
-
-
-def create_order_from(body: dict[str, Any], place: Callable[..., Order] = checkout.place_order) -> str:
-    """Validate a JSON order request and place it; every problem is reported by field at once."""
-    customer, errors = bind_json(body, CustomerForm, other_fields=("items",))
-    lines, item_errors = validate_items(body.get("items"))
-    errors.update(item_errors)
-    if errors:
-        raise ApiError(errors)
-    with transaction.atomic():
-        return str(place(lines=lines, **customer.cleaned_data).public_id)
-
-
-@require_GET
-def order_api(request: HttpRequest, order_id: str) -> JsonResponse:
-    return JsonResponse(order_payload(get_order(order_id), request))
 
 
 @require_http_methods(["GET", "POST"])
@@ -140,25 +100,6 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
         "pay_again": pay_again,
     }
     return render(request, "orders/order.html", context, status=400 if pay_again.errors else 200)
-
-
-@csrf_exempt
-@require_POST
-def pay_again_api(request: HttpRequest, order_id: str) -> JsonResponse:
-    """POST /api/orders/<id>/pay {"payment_method"}: a new payment attempt for a failed order."""
-    order = get_order(order_id)
-    try:
-        body = json_body(request)
-        form = PaymentForm({k: v for k, v in body.items() if k == "payment_method" and isinstance(v, str)})
-        if not form.is_valid():
-            raise ApiError({field: list(errors) for field, errors in form.errors.items()})
-        checkout.pay_again(order_id, form.cleaned_data["payment_method"])
-    except ApiError as exc:
-        return exc.response()
-    except checkout.NotPayable as exc:
-        return JsonResponse({"errors": {"status": [str(exc)]}}, status=409)
-    payload = {"id": order_id, "status": Order.Status.PROCESSING, "url": order_url(request, order)}
-    return JsonResponse(payload, status=202)
 
 
 @require_GET

@@ -14,9 +14,9 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
+from apikit.models import IdempotencyRecord
 from jobkit.models import JobExecution, JobRun
 from jobkit.unique import claim_once
-from shop.models import IdempotencyRecord
 
 
 @transaction.atomic

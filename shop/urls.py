@@ -5,6 +5,7 @@ from django.urls import path
 from billing.webhooks import stripe_webhook
 from orders import views as orders
 from shop import views as storefront
+from shop.api import api
 from subscriptions import views as subscriptions
 
 urlpatterns = [
@@ -20,13 +21,7 @@ urlpatterns = [
     path("subscriptions/<str:subscription_id>/", subscriptions.subscription_page, name="subscription-page"),
     path("healthz", storefront.healthz, name="healthz"),
     path("ops/", storefront.ops, name="ops"),
-    path("api/products", orders.products_api, name="api-products"),
-    path("api/orders", orders.orders_api, name="api-orders"),
-    path("api/orders/<str:order_id>", orders.order_api, name="api-order"),
-    path("api/orders/<str:order_id>/pay", orders.pay_again_api, name="api-order-pay"),
-    path("api/plans", subscriptions.plans_api, name="api-plans"),
-    path("api/subscriptions", subscriptions.subscriptions_api, name="api-subscriptions"),
-    path("api/subscriptions/<str:subscription_id>", subscriptions.subscription_api, name="api-subscription"),
+    path("api/", api.urls),  # the JSON API; its OpenAPI document at /api/openapi.json, docs at /api/docs
     path("webhooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("admin/", admin.site.urls),
 ]

@@ -1,4 +1,5 @@
-"""Plans, the subscribe page, subscription pages, and the subscription JSON API."""
+"""The subscribe page, subscription pages, and the payloads and lookups the JSON API
+(subscriptions/api.py) shares with them."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from jobkit.models import JobRun
-from shop.api import ApiError, bind_json, idempotent_create, json_body
 from subscriptions import renewals, signup
 from subscriptions.forms import SignUpForm
 from subscriptions.models import Plan, Subscription
@@ -61,43 +60,6 @@ def get_subscription(subscription_id: str) -> Subscription:
         return Subscription.objects.select_related("plan").get(public_id=subscription_id)
     except (Subscription.DoesNotExist, ValidationError) as exc:
         raise Http404("No such subscription.") from exc
-
-
-@require_GET
-def plans_api(request: HttpRequest) -> JsonResponse:
-    return JsonResponse([plan_payload(p) for p in Plan.objects.filter(active=True)], safe=False)
-
-
-@csrf_exempt  # a JSON API for programs; no cookies involved
-@require_POST
-def subscriptions_api(request: HttpRequest) -> JsonResponse:
-    try:
-        body = json_body(request)
-        request_key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
-        subscription_id, _ = idempotent_create(
-            request, "subscriptions", body, lambda: sign_up_from(body, f"api:{request_key}")
-        )
-    except ApiError as exc:
-        return exc.response()
-    subscription = Subscription.objects.get(public_id=subscription_id)
-    payload = {
-        "id": subscription_id,
-        "status": subscription.status,
-        "url": subscription_url(request, subscription),
-    }
-    return JsonResponse(payload, status=202)
-
-
-def sign_up_from(body: dict[str, Any], request_key: str) -> str:
-    form, errors = bind_json(body, SignUpForm)
-    if errors:
-        raise ApiError(errors)
-    return str(signup.sign_up(request_key=request_key, **form.cleaned_data).public_id)
-
-
-@require_GET
-def subscription_api(request: HttpRequest, subscription_id: str) -> JsonResponse:
-    return JsonResponse(subscription_payload(get_subscription(subscription_id), request))
 
 
 @require_http_methods(["GET", "POST"])

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from apikit.models import IdempotencyRecord
 from billing.models import Invoice
 from jobkit.models import JobRun
 from orders.models import Order, OrderLine
-from shop.models import IdempotencyRecord
 
 GOOD = {
     "email": "ada@example.com",
@@ -50,6 +50,7 @@ BAD_BODIES = [
     ("quantity as float", with_(items=[{"sku": "TEA-EARL", "quantity": 1.5}]), "items[0].quantity"),
     ("quantity as bool", with_(items=[{"sku": "TEA-EARL", "quantity": True}]), "items[0].quantity"),
     ("sku as number", with_(items=[{"sku": 12, "quantity": 1}]), "items[0].sku"),
+    ("sku with a NUL", with_(items=[{"sku": "TEA-EARL\x00", "quantity": 1}]), "items[0].sku"),
     ("item not an object", with_(items=["TEA-EARL"]), "items[0]"),
     ("items empty", with_(items=[]), "items"),
     ("items not a list", with_(items={"sku": "TEA-EARL"}), "items"),
@@ -60,6 +61,11 @@ BAD_BODIES = [
     ("payment method unknown", with_(payment_method="pm_card_stolen"), "payment_method"),
     ("payment method missing", {k: v for k, v in GOOD.items() if k != "payment_method"}, "payment_method"),
     ("price smuggled in", with_(price="0.01"), "body"),
+    (
+        "price smuggled into an item",
+        with_(items=[{"sku": "TEA-EARL", "quantity": 1, "price": "0.01"}]),
+        "items[0]",
+    ),
 ]
 
 
@@ -147,3 +153,71 @@ def test_ops_refuses_an_unknown_fault_switch(client, db, django_user_model):
     client.force_login(django_user_model.objects.create_superuser("staff", "s@example.com", "x"))
     response = client.post("/ops/", {"service": "teleporter", "outage": "on"}, follow=True)
     assert b"Unknown service" in response.content
+
+
+def nested(depth: int) -> str:
+    """An order whose items are lists nested `depth` deep."""
+    return '{"email": "ada@example.com", "items": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [40, 100_000], ids=["past our limit", "past the parser's recursion"])
+def test_deeply_nested_body_is_refused(client, catalogue, depth):
+    response = post_order(client, nested(depth))
+    assert response.status_code == 400
+    assert "nested deeper than" in response.json()["errors"]["body"][0]
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"email": "ada@example.com"}'.encode("utf-16"), '{"email": "adà@example.com"}'.encode("latin-1")],
+    ids=["utf-16", "latin-1"],
+)
+def test_body_that_is_not_utf8_is_refused(client, catalogue, body):
+    response = post_order(client, body)
+    assert response.status_code == 400
+    assert "not UTF-8" in response.json()["errors"]["body"][0]
+    assert_nothing_written()
+
+
+def test_body_over_the_upload_limit_gets_a_json_413(client, catalogue, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = with_(email="a" * 1000 + "@example.com")
+    response = post_order(client, big)
+    assert response.status_code == 413
+    assert response.json()["errors"]["body"] == ["The body is larger than 1000 bytes."]
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize("path", ["/api/orders", "/api/subscriptions"])
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", ""])
+def test_body_that_is_not_declared_json_gets_415(client, catalogue, path, content_type):
+    response = client.post(path, data=json.dumps(GOOD), content_type=content_type)
+    assert response.status_code == 415
+    assert "body" in response.json()["errors"]
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256], ids=["empty", "256 characters"])
+def test_idempotency_key_outside_1_to_255_characters_is_refused(client, catalogue, key):
+    response = post_order(client, GOOD, **{"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["errors"]
+    assert_nothing_written()
+
+
+def test_paying_again_refuses_unknown_fields(client, catalogue):
+    order_id = post_order(client, GOOD).json()["id"]
+    Order.objects.update(status=Order.Status.PAYMENT_FAILED)
+    jobs_before = JobRun.objects.count()
+    pay = f"/api/orders/{order_id}/pay"
+
+    smuggled = {"payment_method": "pm_card_visa", "amount": "0.01"}
+    response = client.post(pay, data=json.dumps(smuggled), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"body": ["Unknown field(s): amount."]}
+    assert Order.objects.get().status == Order.Status.PAYMENT_FAILED
+    assert JobRun.objects.count() == jobs_before
+
+    accepted = client.post(pay, data='{"payment_method": "pm_card_visa"}', content_type="application/json")
+    assert accepted.status_code == 202  # the same order, asked properly, could be paid

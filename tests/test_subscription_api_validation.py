@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from apikit.models import IdempotencyRecord
 from billing.models import Invoice
 from jobkit.models import JobRun
-from shop.models import IdempotencyRecord
 from subscriptions.models import Subscription
 
 GOOD = {"email": "ada@example.com", "plan": "tea-monthly", "payment_method": "pm_card_visa"}
@@ -30,6 +30,21 @@ def test_bad_sign_up_is_refused_naming_the_field(client, plans, case, body, fiel
     assert field in response.json()["errors"]
     for model in (Subscription, Invoice, JobRun, IdempotencyRecord):
         assert not model.objects.exists()
+
+
+def test_an_idempotency_key_of_255_characters_is_taken_and_replayed(client, plans):
+    def sign_up():
+        return client.post(
+            "/api/subscriptions",
+            data=json.dumps(GOOD),
+            content_type="application/json",
+            headers={"Idempotency-Key": "k" * 255},
+        )
+
+    first, again = sign_up(), sign_up()  # on PostgreSQL, a key that overflowed a column was a 500
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert Subscription.objects.count() == 1
 
 
 def test_plans_api_lists_the_plans(client, plans):

@@ -10,9 +10,9 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
+from apikit.models import IdempotencyRecord
 from jobkit.models import JobExecution, JobRun
 from shop import jobs, maintenance
-from shop.models import IdempotencyRecord
 from tests.harness import Stack, wait_for
 
 pytestmark = pytest.mark.e2e

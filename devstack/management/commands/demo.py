@@ -134,7 +134,7 @@ class Command(BaseCommand):
             "Job Shop demo is running. Ctrl-C stops everything.",
             f"  Shop           {web_url}/",
             f"  Admin          {web_url}/admin/   (user {STAFF_USERNAME!r}, password {password!r})",
-            f"  API            {web_url}/api/products   {web_url}/api/orders",
+            f"  API            {web_url}/api/docs   (OpenAPI document: {web_url}/api/openapi.json)",
             f"  Health         {web_url}/healthz",
             f"  Sandbox        {sandbox}/_sandbox/faults",
             f"                 payments {sandbox}/v1, carrier {sandbox}/carrier/v1",
@@ -157,7 +157,7 @@ def refuse_a_database_of_an_older_layout() -> None:
     gone = sorted(
         f"{app}.{name}"
         for app, name in loader.applied_migrations
-        if app in {"billing", "orders", "subscriptions"} and (app, name) not in loader.disk_migrations
+        if app in {"billing", "orders", "subscriptions", "shop"} and (app, name) not in loader.disk_migrations
     )
     if gone:
         where = connection.settings_dict["NAME"]

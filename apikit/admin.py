@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from shop.models import IdempotencyRecord
+from apikit.models import IdempotencyRecord
 
 
 @admin.register(IdempotencyRecord)

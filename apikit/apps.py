@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ApikitConfig(AppConfig):
+    name = "apikit"
+    verbose_name = "JSON API"
