@@ -15,9 +15,10 @@ from typing import Annotated, Any, TypeVar
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest
 from ninja import Field, Header, Schema
 from ninja.openapi.schema import REF_TEMPLATE
 from pydantic import ConfigDict
@@ -226,3 +227,14 @@ def idempotent_create(key: str | None, scope: str, body: dict[str, Any], create:
 Email = Annotated[
     str, Field(max_length=254, examples=["ada@example.com"], json_schema_extra={"format": "email"})
 ]
+
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+def get_by_public_id(queryset: QuerySet[ModelT], public_id: str, what: str) -> ModelT:
+    """The object with this public id, or a 404: a malformed id is just an id nobody has."""
+    try:
+        return queryset.get(public_id=public_id)
+    except (queryset.model.DoesNotExist, ValidationError) as exc:
+        raise Http404(f"No such {what}.") from exc

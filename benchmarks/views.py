@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apikit.tools import ApiError, json_object
 from orders import checkout
-from orders.api import create_order_from
+from orders.api import validated_order
 
 
 @csrf_exempt
@@ -16,7 +17,8 @@ from orders.api import create_order_from
 def orders_without_enqueue(request: HttpRequest) -> JsonResponse:
     """POST /api/orders minus the enqueue: same parsing, validation and inserts."""
     try:
-        order_id = create_order_from(json_object(request), place=checkout.write_order)
+        with transaction.atomic():
+            order_id = str(checkout.write_order(**validated_order(json_object(request))).public_id)
     except ApiError as exc:
         return JsonResponse({"errors": exc.errors}, status=exc.status)
     return JsonResponse({"id": order_id, "status": "placed"}, status=202)

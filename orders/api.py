@@ -6,11 +6,9 @@ itself runs in background jobs, so a create answers 202 with the order's URL to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest
 from ninja import Field, Router, Status
 
@@ -32,7 +30,7 @@ from billing.forms import PaymentForm, PaymentMethod
 from orders import checkout
 from orders.forms import CustomerForm, validate_items
 from orders.models import Order, Product
-from orders.views import get_order, order_payload, order_url, product_payload
+from orders.selectors import get_order, order_payload, order_url, product_payload
 
 router = Router(tags=["orders"])
 
@@ -122,20 +120,21 @@ def create_order(request: HttpRequest, idempotency_key: IdempotencyKey = None) -
     """Place an order. The answer comes once the order is committed; payment, invoice, emails and the
     shipment follow in background jobs."""
     body = json_object(request)
-    order_id = idempotent_create(idempotency_key, "orders", body, lambda: create_order_from(body))
+    order_id = idempotent_create(
+        idempotency_key, "orders", body, lambda: str(checkout.place_order(**validated_order(body)).public_id)
+    )
     order = Order.objects.get(public_id=order_id)
     return Status(202, {"id": order_id, "status": order.status, "url": order_url(request, order)})
 
 
-def create_order_from(body: dict[str, Any], place: Callable[..., Order] = checkout.place_order) -> str:
-    """Validate a JSON order request and place it; every problem is reported by field at once."""
+def validated_order(body: dict[str, Any]) -> dict[str, Any]:
+    """A JSON order request as `place_order`'s arguments; every problem is reported by field at once."""
     customer, errors = bind_json(body, CustomerForm, other_fields=("items",))
     lines, item_errors = validate_items(body.get("items"))
     errors.update(item_errors)
     if errors:
         raise ApiError(errors)
-    with transaction.atomic():
-        return str(place(lines=lines, **customer.cleaned_data).public_id)
+    return {"lines": lines, **customer.cleaned_data}
 
 
 @router.get("/orders/{order_id}", response={200: OrderOut, 404: Errors}, operation_id="getOrder")

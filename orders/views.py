@@ -1,82 +1,18 @@
-"""Order pages, and the payloads and lookups the JSON API (orders/api.py) shares with them."""
+"""Order pages: thin views over orders/checkout.py (writes) and orders/selectors.py (reads)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.forms import PaymentForm
-from jobkit.models import JobRun
+from jobkit.selectors import timeline
 from orders import checkout
-from orders.models import Order, Product
+from orders.models import Product
+from orders.selectors import get_order, order_is_final
 from shipping.services import shipment_for
-
-
-def product_payload(product: Product) -> dict[str, Any]:
-    return {
-        "sku": product.sku,
-        "name": product.name,
-        "price": str(product.price),
-        "currency": product.currency,
-        "stock": product.stock,
-    }
-
-
-def order_url(request: HttpRequest, order: Order) -> str:
-    return request.build_absolute_uri(reverse("order-page", args=[order.public_id]))
-
-
-def order_payload(order: Order, request: HttpRequest) -> dict[str, Any]:
-    invoice = getattr(order, "invoice", None)
-    shipment = shipment_for(str(order.public_id))
-    return {
-        "id": str(order.public_id),
-        "status": order.status,
-        "status_reason": order.status_reason,
-        "email": order.email,
-        "total": str(order.total),
-        "currency": order.currency,
-        "created_at": order.created_at.isoformat(),
-        "url": order_url(request, order),
-        "lines": [
-            {
-                "sku": line.sku,
-                "name": line.name,
-                "unit_price": str(line.unit_price),
-                "quantity": line.quantity,
-            }
-            for line in order.lines.all()
-        ],
-        "invoice": invoice
-        and {
-            "number": invoice.number,
-            "status": invoice.status,
-            "amount": str(invoice.amount),
-            "pdf_url": request.build_absolute_uri(reverse("invoice-pdf", args=[order.public_id]))
-            if invoice.pdf
-            else None,
-        },
-        "shipment": shipment
-        and {
-            "carrier_reference": shipment.carrier_reference,
-            "tracking_number": shipment.tracking_number,
-            "requested_at": shipment.requested_at.isoformat(),
-        },
-        "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=order.subject)],
-    }
-
-
-def get_order(order_id: str) -> Order:
-    try:
-        return Order.objects.select_related("invoice").prefetch_related("lines").get(public_id=order_id)
-    except (Order.DoesNotExist, ValidationError) as exc:  # a malformed UUID is just "not found"
-        raise Http404("No such order.") from exc
 
 
 @require_http_methods(["GET", "POST"])
@@ -90,12 +26,12 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
         except checkout.NotPayable as exc:
             messages.error(request, str(exc))
         return redirect("order-page", order_id=order.public_id)
-    jobs = list(JobRun.objects.filter(subject=order.subject))
+    jobs = timeline(order.subject)
     context = {
         "order": order,
         "shipment": shipment_for(str(order.public_id)),
-        "jobs": jobs,
-        "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
+        "jobs": jobs.jobs,
+        "dead_jobs": jobs.dead,
         "final": order_is_final(order),
         "pay_again": pay_again,
     }
@@ -111,10 +47,6 @@ def invoice_pdf(request: HttpRequest, order_id: str) -> FileResponse:
     return FileResponse(
         invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
     )
-
-
-def order_is_final(order: Order) -> bool:
-    return order.status in {Order.Status.COMPLETED, Order.Status.EXPIRED, Order.Status.CANCELLED}
 
 
 def product_list(request: HttpRequest) -> HttpResponse:

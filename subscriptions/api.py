@@ -27,7 +27,7 @@ from billing.forms import PaymentMethod
 from subscriptions import signup
 from subscriptions.forms import SignUpForm
 from subscriptions.models import Plan, Subscription
-from subscriptions.views import get_subscription, plan_payload, subscription_payload, subscription_url
+from subscriptions.selectors import get_subscription, plan_payload, subscription_payload, subscription_url
 
 router = Router(tags=["subscriptions"])
 

@@ -1,65 +1,20 @@
-"""The subscribe page, subscription pages, and the payloads and lookups the JSON API
-(subscriptions/api.py) shares with them."""
+"""The subscribe page and subscription pages: thin views over subscriptions/signup.py and renewals.py
+(writes) and subscriptions/selectors.py (reads)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from jobkit.models import JobRun
+from jobkit.selectors import timeline
 from subscriptions import renewals, signup
 from subscriptions.forms import SignUpForm
-from subscriptions.models import Plan, Subscription
-
-
-def plan_payload(plan: Plan) -> dict[str, Any]:
-    return {"code": plan.code, "name": plan.name, "price": str(plan.price), "currency": plan.currency,
-            "interval": plan.interval}  # fmt: skip
-
-
-def subscription_url(request: HttpRequest, subscription: Subscription) -> str:
-    return request.build_absolute_uri(reverse("subscription-page", args=[subscription.public_id]))
-
-
-def subscription_payload(subscription: Subscription, request: HttpRequest) -> dict[str, Any]:
-    return {
-        "id": str(subscription.public_id),
-        "status": subscription.status,
-        "step": subscription.step,
-        "status_reason": subscription.status_reason,
-        "email": subscription.email,
-        "plan": plan_payload(subscription.plan),
-        "current_period": {
-            "start": subscription.current_period_start.isoformat(),
-            "end": subscription.current_period_end.isoformat(),
-        },
-        "cancel_at_period_end": subscription.cancel_at_period_end,
-        "url": subscription_url(request, subscription),
-        "invoices": [
-            {
-                "number": period.invoice.number,
-                "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
-                "amount": str(period.invoice.amount),
-                "status": period.invoice.status,
-            }
-            for period in subscription.periods.select_related("invoice").order_by("start")
-        ],
-        "jobs": [run.as_dict() for run in JobRun.objects.filter(subject=subscription.subject)],
-    }
-
-
-def get_subscription(subscription_id: str) -> Subscription:
-    try:
-        return Subscription.objects.select_related("plan").get(public_id=subscription_id)
-    except (Subscription.DoesNotExist, ValidationError) as exc:
-        raise Http404("No such subscription.") from exc
+from subscriptions.models import Plan
+from subscriptions.selectors import get_subscription, subscription_is_final
 
 
 @require_http_methods(["GET", "POST"])
@@ -84,16 +39,12 @@ def subscription_page(request: HttpRequest, subscription_id: str) -> HttpRespons
         except renewals.NotCancellable as exc:
             messages.error(request, str(exc))
         return redirect("subscription-page", subscription_id=subscription.public_id)
-    jobs = list(JobRun.objects.filter(subject=subscription.subject))
-    final = subscription.status in (Subscription.Status.FAILED, Subscription.Status.CANCELLED) or (
-        subscription.status == Subscription.Status.ACTIVE
-        and not any(j.status in JobRun.LIVE_STATUSES for j in jobs)
-    )
+    jobs = timeline(subscription.subject)
     context = {
         "subscription": subscription,
         "periods": subscription.periods.select_related("invoice").order_by("start"),
-        "jobs": jobs,
-        "dead_jobs": [job for job in jobs if job.status == JobRun.Status.DEAD],
-        "final": final,
+        "jobs": jobs.jobs,
+        "dead_jobs": jobs.dead,
+        "final": subscription_is_final(subscription, jobs),
     }
     return render(request, "subscriptions/subscription.html", context)

@@ -149,14 +149,14 @@ def catalogue(db: None) -> list:
 
 
 def order_timeline(order_id: str) -> str:
-    from jobkit.models import JobRun
+    from jobkit.selectors import timeline
 
     order = Order.objects.filter(public_id=order_id).first()
     if order is None:
         return f"order {order_id} does not exist"
     rows = [
         f"  {run.name:28} {run.status:10} attempts={run.attempts} error={run.last_error[:200]!r}"
-        for run in JobRun.objects.filter(subject=order.subject)
+        for run in timeline(order.subject).jobs
     ]
     return f"order {order_id} is {order.status!r} ({order.status_reason})\njob timeline:\n" + "\n".join(rows)
 

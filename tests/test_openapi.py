@@ -25,8 +25,8 @@ from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
-from devstack.runtime import VAR_DIR
 
+from devstack.runtime import VAR_DIR
 from shop.factories import PLANS
 
 set_hypothesis_home_dir(VAR_DIR / "hypothesis")  # its caches under var/, not in the checkout

@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 
 from apikit.tools import DISCARD_MAX_BYTES
-from orders.models import Order
 from devstack import processes
+from orders.models import Order
 from tests.harness import Stack
 
 pytestmark = pytest.mark.e2e
