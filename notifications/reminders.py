@@ -7,8 +7,8 @@ claimed by a periodic job with SELECT ... FOR UPDATE SKIP LOCKED, and each send 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -16,11 +16,26 @@ from django.utils import timezone
 
 from jobkit.registry import Registry
 from notifications.models import Reminder
+from notifications.services import MessageBuilder, send_once
 
-# What each kind of subject does with a due reminder, `handler(subject_id, reminder) -> sent?`, registered
-# by the app that owns the kind. It re-checks state, sends through the ledger, and ends the subject's wait
-# after the final one.
-handlers: Registry[Callable[[str, Reminder], bool]] = Registry("reminder handler")
+
+class RemindedSubject(Protocol):
+    """What the app owning a kind of subject registers (`handlers`, in its AppConfig.ready())."""
+
+    # The ledger kind of its reminder emails; the nth reminder is sent as f"{email_kind}_{n}".
+    email_kind: str
+
+    def reminder_for(self, subject_id: str, reminder: Reminder) -> tuple[str, MessageBuilder] | None:
+        """Lock the subject and re-check it: None if it no longer needs reminding (paid, cancelled),
+        else the recipient and the message to send."""
+        ...
+
+    def give_up(self, subject_id: str) -> None:
+        """The final reminder went out: end the subject's wait (expire the order, cancel...)."""
+        ...
+
+
+handlers: Registry[RemindedSubject] = Registry("reminder handler")
 
 
 def schedule(subject: str) -> None:
@@ -55,10 +70,23 @@ def send_due(limit: int = 100) -> int:
             )
             if reminder is None:
                 break
-            kind, subject_id = reminder.subject.split(":", 1)
-            sent = handlers[kind](subject_id, reminder)  # re-checks state; sends through the ledger
+            sent = _remind(reminder)
             reminder.status = Reminder.Status.SENT if sent else Reminder.Status.SKIPPED
             reminder.handled_at = timezone.now()
             reminder.save(update_fields=["status", "handled_at"])
         handled += 1
     return handled
+
+
+def _remind(reminder: Reminder) -> bool:
+    """Re-check the subject, send through the ledger (once per reminder), give up after the final one."""
+    kind, subject_id = reminder.subject.split(":", 1)
+    handler = handlers[kind]
+    due = handler.reminder_for(subject_id, reminder)
+    if due is None:
+        return False
+    recipient, build = due
+    send_once(f"{handler.email_kind}_{reminder.sequence}", reminder.subject, recipient, build)
+    if reminder.final:
+        handler.give_up(subject_id)
+    return True

@@ -12,5 +12,5 @@ class OrdersConfig(AppConfig):
         from orders import payments, recovery, reminders
 
         owners.register("order", payments)
-        handlers.register("order", reminders.remind_unpaid_order)
+        handlers.register("order", reminders)
         finders.register("orders", recovery.stuck_orders)

@@ -13,7 +13,7 @@ class SubscriptionsConfig(AppConfig):
         from subscriptions import jobs, payments, recovery, reminders, renewals, signup
 
         owners.register("subscription", payments)
-        handlers.register("subscription", reminders.remind_past_due)
+        handlers.register("subscription", reminders)
         # A step after the charge that dies for good (a permanent refusal, or retries exhausted) is
         # compensated; a billing batch that dies is counted as failed, to be retried alone.
         dead_job_handlers.register(jobs.register_delivery.name, signup.begin_compensation)

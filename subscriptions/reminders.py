@@ -5,31 +5,29 @@ from __future__ import annotations
 
 from functools import partial
 
-from notifications import services as notifications
+from django.utils import timezone
+
 from notifications.models import Reminder
+from notifications.services import MessageBuilder
 from subscriptions import emails
 from subscriptions.models import Subscription
 
-Status = Subscription.Status
+email_kind = emails.PAYMENT_REMINDER
 
 
-def remind_past_due(subscription_id: str, reminder: Reminder) -> bool:
-    """A due reminder for a past-due subscription; the final one cancels the subscription."""
+def reminder_for(subscription_id: str, reminder: Reminder) -> tuple[str, MessageBuilder] | None:
     subscription = (
         Subscription.objects.select_for_update().select_related("plan").get(public_id=subscription_id)
     )
-    if subscription.status != Status.PAST_DUE:
-        return False
-    notifications.send_once(
-        f"{emails.PAYMENT_REMINDER}_{reminder.sequence}",
-        subscription.subject,
-        subscription.email,
-        partial(emails.payment_reminder, subscription, reminder),
+    if subscription.status != Subscription.Status.PAST_DUE:
+        return None  # paid since, or cancelled
+    return subscription.email, partial(emails.payment_reminder, subscription, reminder)
+
+
+def give_up(subscription_id: str) -> None:
+    """Unpaid after the final reminder: the subscription is cancelled."""
+    Subscription.objects.filter(public_id=subscription_id).update(
+        status=Subscription.Status.CANCELLED,
+        status_reason="Not paid after the final reminder.",
+        updated_at=timezone.now(),
     )
-    if reminder.final:
-        subscription.status, subscription.status_reason = (
-            Status.CANCELLED,
-            "Not paid after the final reminder.",
-        )
-        subscription.save(update_fields=["status", "status_reason", "updated_at"])
-    return True
