@@ -34,7 +34,7 @@ def issue_invoice(*, owner: str, email: str, currency: str, lines: list[Line]) -
     return invoice
 
 
-def store_invoice_pdf(invoice_id: int) -> bool:
+def store_pdf(invoice_id: int) -> bool:
     """Render and store the invoice PDF once; False when it already exists (a repeated job)."""
     invoice = Invoice.objects.get(pk=invoice_id)
     if invoice.pdf:

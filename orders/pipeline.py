@@ -17,7 +17,7 @@ from functools import partial
 
 from django.db import transaction
 
-from billing.invoices import store_invoice_pdf as store_pdf
+from billing.invoices import store_pdf
 from jobkit.enqueue import enqueue_on_commit
 from notifications import services as notifications
 from orders import emails
