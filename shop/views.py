@@ -1,4 +1,4 @@
-"""Storefront (cart, checkout), the health check and the staff ops page."""
+"""Storefront (cart, checkout), the health check, the staff ops page and the page of a refused form."""
 
 from __future__ import annotations
 
@@ -91,6 +91,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
             return redirect("order-page", order_id=order.public_id)
     context = {"form": form, "item_errors": item_errors, **cart_context(request)}
     return render(request, "shop/checkout.html", context, status=400 if request.method == "POST" else 200)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the shop's 403 page with Django's reason, which its own page shows only in DEBUG."""
+    message = f"The form was refused: {reason} Reload the page and send the form again."
+    return render(request, "403.html", {"exception": message}, status=403)
 
 
 @require_GET
