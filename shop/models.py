@@ -23,3 +23,12 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class OpsPermission(models.Model):  # noqa: DJ008 (no rows to print: it has no table)
+    """No table: Django permissions hang off a model, and the ops page's own switches have none."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("switch_sandbox_faults", "Can switch the sandbox's faults on the ops page")]
