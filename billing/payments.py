@@ -78,8 +78,16 @@ def _record_outcome(attempt_id: int, outcome: gateway.ChargeOutcome) -> PaymentA
     return attempt
 
 
+class IntentMismatch(Exception):
+    """A PaymentIntent whose amount or currency is not its attempt's: its outcome is not recorded."""
+
+
 def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
-    """Record a PaymentIntent's outcome reported by a webhook; a no-op if the job path recorded it first."""
+    """Record a PaymentIntent's outcome reported by a webhook; a no-op if the job path recorded it first.
+
+    Raises IntentMismatch, recording nothing, when the intent's amount or currency differs from the
+    attempt's: that intent did not collect (or fail to collect) what the invoice asked for.
+    """
     attempt = (
         PaymentAttempt.objects.filter(gateway_reference=intent["id"]).first()
         or PaymentAttempt.objects.filter(
@@ -89,6 +97,13 @@ def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
     )
     if attempt is None or intent.get("status") not in {"succeeded", "requires_payment_method", "canceled"}:
         return None
+    asked = (attempt.amount_minor, attempt.currency.lower())  # Stripe writes currencies in lower case
+    got = (intent.get("amount"), intent.get("currency"))
+    if got != asked:
+        raise IntentMismatch(
+            f"payment intent {intent['id']} is for {got[0]} {got[1]}, but payment attempt "
+            f"{attempt.public_id} of invoice {attempt.invoice.number} is for {asked[0]} {asked[1]}"
+        )
     error = intent.get("last_payment_error") or {}
     outcome = gateway.ChargeOutcome(
         succeeded=intent["status"] == "succeeded",

@@ -30,7 +30,8 @@ class DeadJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Re-enqueue the selected dead jobs")
+    # Viewing dead letters is not enough to send them again: the action needs change permission.
+    @admin.action(description="Re-enqueue the selected dead jobs", permissions=["change"])
     def requeue(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
         count = dead_letters.requeue(queryset)
         self.message_user(request, f"Re-enqueued {count} job(s).", messages.SUCCESS)

@@ -1,7 +1,9 @@
 """Settings, all from the environment (read through envconfig), with defaults that run the demo on a bare
 machine. README.md's Configuration table lists every variable, its default and its meaning.
 
-SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY.
+SHOP_ENV=production refuses to start without a real DJANGO_SECRET_KEY, with DJANGO_DEBUG on, or with a
+development helper switched on (the sandbox's fault switches, the test hooks); it serves HTTPS only
+unless SHOP_HTTPS=0, and `manage.py check --deploy` passes (tests/test_production.py).
 """
 
 from __future__ import annotations
@@ -21,21 +23,41 @@ PRODUCTION = env_choice("SHOP_ENV", "development", ("development", "production")
 DEBUG = env_bool("DJANGO_DEBUG")
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+# Test hooks (jobkit/crash.py) kill a worker or fail a step for good: never wanted in production.
+_TEST_HOOKS = {"SHOP_CRASH_AT": env_str("SHOP_CRASH_AT"), "SHOP_FAIL_AT": env_str("SHOP_FAIL_AT")}
 if PRODUCTION:
-    if len(SECRET_KEY) < 40 or SECRET_KEY.startswith("django-insecure"):
+    # The bar of Django's deploy check (security.W009): 50 characters, at least 5 of them different.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured(
-            "SHOP_ENV=production needs DJANGO_SECRET_KEY (at least 40 random characters)."
+            "SHOP_ENV=production needs DJANGO_SECRET_KEY (at least 50 random characters)."
         )
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off when SHOP_ENV=production.")
+    for _hook, _value in _TEST_HOOKS.items():
+        if _value:
+            raise ImproperlyConfigured(f"{_hook} is a test hook and must be unset when SHOP_ENV=production.")
 elif not SECRET_KEY:
     SECRET_KEY = local_secret("django")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "shop.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION and env_bool("SHOP_HTTPS", True)
+# Production is HTTPS only, unless SHOP_HTTPS=0 (docker-compose on plain HTTP): cookies only over HTTPS,
+# plain HTTP redirected, and HSTS so browsers stop trying plain HTTP at all.
+_https = env_bool("SHOP_HTTPS", True) and PRODUCTION
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _https
+# Off where the proxy in front redirects plain HTTP itself.
+SECURE_SSL_REDIRECT = env_bool("SHOP_SSL_REDIRECT", True) and _https
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers and container health checks probe plain HTTP
+# A year (what OWASP and the browsers' preload lists ask for). Browsers remember it that long, so try
+# HTTPS out with a short one first (SHOP_HSTS_SECONDS=3600); 0 sends no HSTS header.
+SECURE_HSTS_SECONDS = env_int("SHOP_HSTS_SECONDS", 31_536_000, minimum=0) if _https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Preloading (security.W021) is the domain owner's commitment, made at hstspreload.org for the whole
+# registrable domain: a copied settings file must not send `preload` on its owner's behalf.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -189,9 +211,15 @@ SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = env_int("SANDBOX_PORT", RUNTIME.get("sandbox_port", 12111))
 SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", RUNTIME.get("sandbox_smtp_port", 1025))
 _local_sandbox = f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
-# The sandbox's control API, behind the fault switches on /ops/. Empty: no sandbox, no switches (the
-# default when SHOP_ENV=production: a deployment names its sandbox, as docker-compose.yml does).
-SANDBOX_URL = env_str("SANDBOX_URL", "" if PRODUCTION else _local_sandbox)
+# The sandbox's control API, behind the fault switches on /ops/. Empty: no sandbox, no switches. Never in
+# production: a deployment that talks to a sandbox names it as its payments and carrier APIs instead.
+_sandbox_url = env_str("SANDBOX_URL")
+if PRODUCTION and _sandbox_url:
+    raise ImproperlyConfigured(
+        "SANDBOX_URL (the sandbox's fault switches) must be unset when SHOP_ENV=production; "
+        "name a sandbox in STRIPE_API_BASE and CARRIER_API_BASE instead."
+    )
+SANDBOX_URL = "" if PRODUCTION else _sandbox_url or _local_sandbox
 _sandbox_base = SANDBOX_URL or _local_sandbox  # the default home of the payments, carrier and mail APIs
 
 _stripe_key_from_env = env_str("STRIPE_SECRET_KEY")

@@ -1,4 +1,4 @@
-"""Storefront (cart, checkout), the health check and the staff ops page."""
+"""Storefront (cart, checkout), the health check, the staff ops page and the page of a refused form."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -25,6 +26,9 @@ from shop.cart import cart_items, get_cart, save_cart
 from shop.celery import QUEUES, app
 from subscriptions import renewals
 from subscriptions.models import BillingRun
+
+START_BILLING_RUN = "subscriptions.add_billingrun"
+SWITCH_SANDBOX_FAULTS = "shop.switch_sandbox_faults"  # shop.models.OpsPermission
 
 
 @require_POST
@@ -93,6 +97,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/checkout.html", context, status=400 if request.method == "POST" else 200)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the shop's 403 page with Django's reason, which its own page shows only in DEBUG."""
+    message = f"The form was refused: {reason} Reload the page and send the form again."
+    return render(request, "403.html", {"exception": message}, status=403)
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     report: dict[str, object] = {}
@@ -117,6 +127,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def ops(request: HttpRequest) -> HttpResponse:
     """Staff view of the machinery: breakers, queues, job states, and the sandbox's fault switches."""
     if request.method == "POST" and "bill_date" in request.POST:
+        require_permission(request, START_BILLING_RUN, "start a billing run")
         try:
             run, created = renewals.start_run(datetime.date.fromisoformat(request.POST["bill_date"].strip()))
             messages.success(
@@ -126,6 +137,7 @@ def ops(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Give the billing date as YYYY-MM-DD.")
         return redirect("ops")
     if request.method == "POST":
+        require_permission(request, SWITCH_SANDBOX_FAULTS, "switch the sandbox's faults")
         switch_outage(request)
         return redirect("ops")
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
@@ -139,6 +151,12 @@ def ops(request: HttpRequest) -> HttpResponse:
         "today": timezone.localdate(),
     }
     return render(request, "shop/ops.html", context)
+
+
+def require_permission(request: HttpRequest, permission: str, action: str) -> None:
+    """Being staff opens the ops page; each action on it needs its own permission (a 403 naming it)."""
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"To {action} you need the permission {permission}.")
 
 
 def switch_outage(request: HttpRequest) -> None:

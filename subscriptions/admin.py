@@ -35,7 +35,7 @@ class BillingRunAdmin(admin.ModelAdmin):
     inlines = [BillingBatchInline]
     actions = ["retry_failed_batches"]
 
-    @admin.action(description="Retry the failed batches (each alone)")
+    @admin.action(description="Retry the failed batches (each alone)", permissions=["change"])
     def retry_failed_batches(self, request: HttpRequest, queryset: QuerySet[BillingRun]) -> None:
         count = sum(renewals.retry_failed_batches(run.pk) for run in queryset)
         self.message_user(request, f"Re-enqueued {count} failed batch(es).", messages.SUCCESS)

@@ -1,76 +1,149 @@
-"""CSRF: the HTML forms are protected; exactly two kinds of endpoint are exempt, each for its reason."""
+"""Every HTML form is CSRF-protected: a POST without the form's token is a 403 and changes nothing.
+
+Each case first opens the page that shows the form (so the browser holds the CSRF cookie: only the
+token is missing), posts without the token, then posts again with the token read from that page's
+form, which must work: the 403 is the token's doing, and the template really renders one.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+import datetime
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 
-# Route prefix -> why a forged cross-site POST to it can do no harm without a CSRF token.
-EXEMPT = {
-    "api/": "the JSON API uses no auth and reads no cookie or session: a cross-site request carries no "
-    "credential to ride on (ninja exempts its views and checks CSRF only for cookie-based auth)",
-    "webhooks/stripe": "Stripe's servers post it; the Stripe-Signature header, verified before anything "
-    "is stored, is the proof of origin",
-}
+from orders.checkout import CartLine, write_order
+from orders.models import Order, Product
+from shop import sandbox_faults
+from subscriptions.models import BillingRun, Plan, Subscription
+from subscriptions.signup import sign_up
 
+pytestmark = pytest.mark.django_db
 
-def routes(patterns: list, prefix: str = "") -> Iterator[tuple[str, Callable]]:
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            yield from routes(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            yield route, pattern.callback
+TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-def test_only_the_json_api_and_the_stripe_webhook_are_csrf_exempt(db):
-    exempt = [
-        route for route, view in routes(get_resolver().url_patterns) if getattr(view, "csrf_exempt", False)
-    ]
-    for route in exempt:
-        assert any(route.startswith(prefix) for prefix in EXEMPT), (
-            f"{route} is CSRF-exempt for no known reason"
-        )
-    for prefix, reason in EXEMPT.items():
-        assert any(route.startswith(prefix) for route in exempt), f"{prefix} should be exempt: {reason}"
+@dataclass
+class Form:
+    page: str  # the page that shows the form
+    action: str  # where the form posts
+    data: dict[str, str]
+    state: Callable[[], Any]  # what a successful POST changes
 
 
-def test_the_api_declares_no_cookie_or_session_auth(client, db):
-    document = client.get("/api/openapi.json").json()
-    assert "securitySchemes" not in document["components"]
-    operations = [op for path in document["paths"].values() for op in path.values()]
-    assert operations and not any("security" in op for op in operations)
+def put_in_cart(browser: Client, **cart: int) -> None:
+    session = browser.session
+    session["cart"] = cart
+    session.save()
 
 
-@pytest.fixture
-def strict_client() -> Client:
-    return Client(enforce_csrf_checks=True)
+def cart_state(browser: Client) -> Callable[[], Any]:
+    return lambda: browser.session.get("cart")
 
 
-@pytest.mark.parametrize(
-    ("path", "form"),
-    [
-        ("/cart/add/", {"sku": "TEA-EARL", "quantity": "1"}),
-        ("/checkout/", {"email": "ada@example.com", "payment_method": "pm_card_visa"}),
-        (
-            "/subscribe/",
-            {"email": "ada@example.com", "plan": "tea-monthly", "payment_method": "pm_card_visa"},
-        ),
-    ],
-)
-def test_html_forms_refuse_a_post_without_the_csrf_token(strict_client, catalogue, plans, path, form):
-    assert strict_client.post(path, form).status_code == 403
+def add_to_cart(browser: Client, request: pytest.FixtureRequest) -> Form:
+    data = {"sku": "TEA-EARL", "quantity": "2"}
+    return Form("/products/TEA-EARL/", "/cart/add/", data, cart_state(browser))
 
 
-def test_the_api_needs_no_csrf_token(strict_client, catalogue):
-    body = {
-        "email": "ada@example.com",
-        "items": [{"sku": "TEA-EARL", "quantity": 1}],
-        "payment_method": "pm_card_visa",
-    }
-    response = strict_client.post("/api/orders", data=json.dumps(body), content_type="application/json")
-    assert response.status_code == 202
+def update_cart(browser: Client, request: pytest.FixtureRequest) -> Form:
+    put_in_cart(browser, **{"TEA-EARL": 3})
+    return Form("/cart/", "/cart/update/", {"qty-TEA-EARL": "1"}, cart_state(browser))
+
+
+def checkout(browser: Client, request: pytest.FixtureRequest) -> Form:
+    put_in_cart(browser, **{"TEA-EARL": 1})
+    data = {"email": "ada@example.com", "payment_method": "pm_card_visa"}
+    return Form("/checkout/", "/checkout/", data, lambda: Order.objects.count())
+
+
+def subscribe(browser: Client, request: pytest.FixtureRequest) -> Form:
+    data = {"email": "ada@example.com", "plan": "tea-monthly", "payment_method": "pm_card_visa"}
+    return Form("/subscribe/", "/subscribe/", data, lambda: Subscription.objects.count())
+
+
+def cancel_subscription(browser: Client, request: pytest.FixtureRequest) -> Form:
+    subscription = sign_up(
+        email="ada@example.com",
+        plan=Plan.objects.get(code="tea-monthly"),
+        payment_method="pm_card_visa",
+        request_key="csrf-test",
+    )
+    Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.ACTIVE)
+    url = f"/subscriptions/{subscription.public_id}/"
+    return Form(url, url, {}, lambda: Subscription.objects.get(pk=subscription.pk).cancel_at_period_end)
+
+
+def pay_again(browser: Client, request: pytest.FixtureRequest) -> Form:
+    order = write_order(
+        email="ada@example.com",
+        lines=[CartLine(Product.objects.get(sku="TEA-EARL"), 1)],
+        payment_method="pm_card_chargeDeclined",
+    )
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.PAYMENT_FAILED)
+    url = f"/orders/{order.public_id}/"
+    return Form(url, url, {"payment_method": "pm_card_visa"}, lambda: Order.objects.get(pk=order.pk).status)
+
+
+def log_in_ops(browser: Client, request: pytest.FixtureRequest) -> None:
+    """A superuser (every permission: this file is about CSRF); /ops/ reads the session's broker."""
+    settings = request.getfixturevalue("settings")
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = request.getfixturevalue("broker_url")
+    browser.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-test"))
+
+
+def start_billing_run(browser: Client, request: pytest.FixtureRequest) -> Form:
+    log_in_ops(browser, request)
+    data = {"bill_date": datetime.date(2030, 1, 1).isoformat()}
+    return Form("/ops/", "/ops/", data, lambda: BillingRun.objects.count())
+
+
+def switch_sandbox_outage(browser: Client, request: pytest.FixtureRequest) -> Form:
+    log_in_ops(browser, request)
+    # A sandbox that records the switch instead of a real one: this test is about the form, not the call.
+    switched: list[tuple[str, bool]] = []
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(sandbox_faults, "faults", lambda: {"payments": {"outage": False}})
+    monkeypatch.setattr(sandbox_faults, "set_outage", lambda service, on: switched.append((service, on)))
+    request.getfixturevalue("settings").SANDBOX_URL = "http://sandbox.invalid"
+    return Form("/ops/", "/ops/", {"service": "payments", "outage": "on"}, lambda: list(switched))
+
+
+FORMS = [
+    add_to_cart,
+    update_cart,
+    checkout,
+    subscribe,
+    cancel_subscription,
+    pay_again,
+    start_billing_run,
+    switch_sandbox_outage,
+]
+
+
+@pytest.mark.parametrize("make_form", FORMS, ids=[f.__name__ for f in FORMS])
+def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(
+    make_form, request, catalogue, plans
+):
+    browser = Client(enforce_csrf_checks=True)
+    form = make_form(browser, request)
+    page = browser.get(form.page)
+    assert page.status_code == 200
+    assert "csrftoken" in browser.cookies  # so the 403 below is for the missing token alone
+    before = form.state()
+
+    refused = browser.post(form.action, form.data)
+    assert refused.status_code == 403
+    assert b"CSRF token missing" in refused.content
+    assert form.state() == before
+
+    token = TOKEN.search(page.content.decode())
+    assert token, "the page's form carries no CSRF token"
+    accepted = browser.post(form.action, {**form.data, "csrfmiddlewaretoken": token.group(1)})
+    assert accepted.status_code == 302
+    assert form.state() != before

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from devstack import processes
 from sandbox.testing import SandboxControl
@@ -23,12 +24,23 @@ def sandbox_url(sandbox_process: processes.Child, log_dir: Path) -> str:
 
 
 @pytest.fixture
-def staff(client, settings, broker_url: str):
+def staff_without_permissions(client, settings, broker_url: str):
     """A logged-in staff client; the page reads queue lengths and breakers from the session's broker."""
     settings.REDIS_URL = settings.CELERY_BROKER_URL = broker_url
     user = get_user_model().objects.create_user("ops", "ops@example.com", "pw-for-test-only", is_staff=True)
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def staff(staff_without_permissions):
+    """A logged-in staff client allowed the page's actions: switching faults, starting a billing run."""
+    user = get_user_model().objects.get(username="ops")
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="shop", codename="switch_sandbox_faults"),
+        Permission.objects.get(content_type__app_label="subscriptions", codename="add_billingrun"),
+    )
+    return staff_without_permissions
 
 
 @pytest.fixture
@@ -66,6 +78,7 @@ def test_the_outage_switch_changes_the_sandbox(staff, settings, sandbox, sandbox
     settings.SANDBOX_URL = sandbox_url
     page = staff.get("/ops/").content.decode()
     assert page.count("Start outage") == 3 and "End outage" not in page  # payments, carrier, mail
+    assert "Bill subscriptions due on this date" in page
 
     staff.post("/ops/", {"service": "carrier", "outage": "on"})
     assert [service for service, fault in sandbox.faults().items() if fault["outage"]] == ["carrier"]
@@ -74,6 +87,15 @@ def test_the_outage_switch_changes_the_sandbox(staff, settings, sandbox, sandbox
 
     staff.post("/ops/", {"service": "carrier", "outage": "off"})
     assert not any(fault["outage"] for fault in sandbox.faults().values())
+
+
+def test_staff_without_the_permissions_are_offered_neither_switches_nor_billing(
+    staff_without_permissions, settings, sandbox, sandbox_url
+):
+    settings.SANDBOX_URL = sandbox_url
+    page = staff_without_permissions.get("/ops/").content.decode()
+    assert "Sandbox faults" in page  # the faults are shown, not the buttons that switch them
+    assert "Start outage" not in page and "Bill subscriptions due on this date" not in page
 
 
 def test_the_shop_does_not_import_the_test_helpers():

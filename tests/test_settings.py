@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management.utils import get_random_secret_key
 from django.db import connection
 
 from devstack.processes import base_env
@@ -35,12 +36,20 @@ def load_settings(setting: str = "DEBUG", **env: str | None) -> subprocess.Compl
     )
 
 
+PRODUCTION = {"SHOP_ENV": "production", "DJANGO_SECRET_KEY": get_random_secret_key(), "DJANGO_DEBUG": ""}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
         ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY"),
-        ({"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
+        ({**PRODUCTION, "DJANGO_SECRET_KEY": PRODUCTION["DJANGO_SECRET_KEY"][:49]}, "DJANGO_SECRET_KEY"),
+        ({**PRODUCTION, "DJANGO_SECRET_KEY": "abcd" * 20}, "DJANGO_SECRET_KEY"),  # 4 different characters
+        ({**PRODUCTION, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
+        ({**PRODUCTION, "SHOP_CRASH_AT": "after_gateway_charge"}, "SHOP_CRASH_AT is a test hook"),
+        ({**PRODUCTION, "SHOP_FAIL_AT": "grant_entitlement"}, "SHOP_FAIL_AT is a test hook"),
+        ({**PRODUCTION, "SANDBOX_URL": "http://sandbox:12111"}, "SANDBOX_URL (the sandbox's fault switches)"),
         ({"SHOP_ENV": "prod"}, "SHOP_ENV must be one of development, production"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
         ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
@@ -53,20 +62,17 @@ def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
 
 
 def test_production_with_a_real_key_starts_with_debug_off():
-    result = load_settings(SHOP_ENV="production", DJANGO_SECRET_KEY="k" * 50, DJANGO_DEBUG="")
+    result = load_settings(**PRODUCTION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
-
-
-PRODUCTION = {"SHOP_ENV": "production", "DJANGO_SECRET_KEY": "k" * 50, "DJANGO_DEBUG": ""}
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
         ({"SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, "http://127.0.0.1:12999"),
+        ({"SANDBOX_URL": "http://sandbox:12111"}, "http://sandbox:12111"),
         ({**PRODUCTION, "SANDBOX_URL": None, "SANDBOX_PORT": "12999"}, ""),
-        ({**PRODUCTION, "SANDBOX_URL": "http://sandbox:12111"}, "http://sandbox:12111"),
     ],
 )
 def test_the_sandbox_control_url_defaults_to_the_local_sandbox_but_not_in_production(env, expected):

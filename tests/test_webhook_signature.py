@@ -1,4 +1,5 @@
-"""The Stripe webhook endpoint's gate: nothing is stored unless Stripe signed this very body, recently.
+"""The Stripe webhook endpoint's gate: nothing is stored unless Stripe signed this very body, recently;
+and a signed payment event is applied only to the payment attempt it matches, amount and currency.
 
 Signatures are built here the way Stripe builds them, not with the SDK the endpoint verifies with, so a
 mistake in how the endpoint calls the SDK cannot cancel out.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from typing import Any
 
@@ -17,7 +19,7 @@ import stripe
 
 from billing.models import PaymentAttempt, StripeEvent
 from orders.checkout import CartLine, write_order
-from orders.models import Product
+from orders.models import Order, Product
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +150,74 @@ def test_a_payment_event_the_shop_cannot_match_is_stored_and_changes_nothing(cli
     assert (pending.status, pending.gateway_reference) == ("pending", "")
     order.refresh_from_db()
     assert order.status == "placed"
+
+
+def placed_order_with_pending_attempt() -> tuple[Order, PaymentAttempt]:
+    order = write_order(
+        email="ada@example.com",
+        lines=[CartLine(Product.objects.get(sku="TEA-EARL"), 1)],
+        payment_method="pm_card_visa",
+    )
+    attempt = PaymentAttempt.objects.create(
+        invoice=order.invoice, amount=order.total, currency=order.currency, payment_method="pm_card_visa"
+    )
+    return order, attempt
+
+
+def succeeded_event(attempt: PaymentAttempt, **intent_fields: Any) -> bytes:
+    """A signed-to-be payment_intent.succeeded for this attempt's invoice, as the gateway would send it."""
+    intent = {
+        "id": "pi_1Settle0001",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount": attempt.amount_minor,
+        "currency": attempt.currency.lower(),  # Stripe's currencies are lower case
+        "metadata": attempt.invoice.payment_metadata(),
+    } | intent_fields
+    return json.dumps(
+        event(event_id="evt_1Settle0001", event_type="payment_intent.succeeded")
+        | {"data": {"object": intent}}
+    ).encode()
+
+
+def test_a_payment_event_matching_its_attempt_is_applied(client, catalogue):
+    _, attempt = placed_order_with_pending_attempt()
+    body = succeeded_event(attempt)
+    response = post(client, body, stripe_signature(body))
+    assert response.json() == {"received": True}
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.gateway_reference) == ("succeeded", "pi_1Settle0001")
+    assert attempt.invoice.status == "paid"
+
+
+@pytest.mark.parametrize(
+    ("differs", "is_for"),
+    [
+        pytest.param(
+            lambda a: {"amount": a.amount_minor - 100}, lambda a: f"{a.amount_minor - 100} eur", id="amount"
+        ),
+        pytest.param(lambda a: {"currency": "usd"}, lambda a: f"{a.amount_minor} usd", id="currency"),
+    ],
+)
+def test_a_payment_event_whose_amount_or_currency_differs_is_not_applied(
+    client, catalogue, caplog, differs, is_for
+):
+    order, attempt = placed_order_with_pending_attempt()
+    body = succeeded_event(attempt, **differs(attempt))
+    with caplog.at_level(logging.ERROR, logger="billing.webhooks"):
+        response = post(client, body, stripe_signature(body))
+
+    mismatch = (
+        f"payment intent pi_1Settle0001 is for {is_for(attempt)}, but payment attempt {attempt.public_id} "
+        f"of invoice {order.invoice.number} is for {attempt.amount_minor} eur"
+    )
+    assert response.status_code == 200  # answered, so Stripe does not retry an event that cannot match
+    assert response.json() == {"received": True, "ignored": mismatch}
+    assert (
+        f"Stripe event evt_1Settle0001 (payment_intent.succeeded) not applied: {mismatch}" in caplog.messages
+    )
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.gateway_reference) == ("pending", "")
+    order.refresh_from_db()
+    assert (order.status, order.invoice.status) == ("placed", "open")
+    assert StripeEvent.objects.get().processed_at is not None  # stored: a redelivery is a duplicate
