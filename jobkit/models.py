@@ -82,3 +82,18 @@ class JobExecution(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ClockAdvance(models.Model):
+    """One move forward of the shop clock (`jobkit/clock.py`): demos and tests skip ahead in time."""
+
+    seconds = models.FloatField(help_text="how far the clock moved forward")
+    reason = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True, help_text="real time of the move")
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.CheckConstraint(condition=models.Q(seconds__gt=0), name="clock_moves_forward")]
+
+    def __str__(self) -> str:
+        return f"+{self.seconds:g}s ({self.reason})"

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobkit import clock
 from jobkit.registry import Registry
 from notifications.models import Reminder
 from notifications.services import MessageBuilder, send_once
@@ -40,7 +41,7 @@ handlers: Registry[RemindedSubject] = Registry("reminder handler")
 
 def schedule(subject: str) -> None:
     """Plan the reminders for an unpaid subject (call in the transaction that records the failure)."""
-    now = timezone.now()
+    now = clock.now()
     offsets = settings.REMINDER_OFFSETS_SECONDS
     for sequence, offset in enumerate(offsets, start=1):
         Reminder.objects.get_or_create(
@@ -64,7 +65,7 @@ def send_due(limit: int = 100) -> int:
         with transaction.atomic():
             reminder = (
                 Reminder.objects.select_for_update(skip_locked=True)
-                .filter(status=Reminder.Status.PENDING, due_at__lte=timezone.now())
+                .filter(status=Reminder.Status.PENDING, due_at__lte=clock.now())
                 .order_by("due_at", "id")
                 .first()
             )

@@ -12,9 +12,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.utils import timezone
 
 from apikit.models import IdempotencyRecord
+from jobkit import clock
 from jobkit.models import JobExecution, JobRun
 from jobkit.unique import claim_once
 
@@ -25,7 +25,7 @@ def run_daily(day: datetime.date) -> dict[str, int] | None:
     claim = claim_once(f"maintenance:{day.isoformat()}")
     if claim is None:
         return None
-    now = timezone.now()
+    now = clock.now()
     finished = (JobRun.Status.SUCCEEDED, JobRun.Status.REQUEUED)
     pruned = {
         "job_runs": JobRun.objects.filter(

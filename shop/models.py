@@ -9,4 +9,7 @@ class OpsPermission(models.Model):  # noqa: DJ008 (no rows to print: it has no t
     class Meta:
         managed = False
         default_permissions = ()
-        permissions = [("switch_sandbox_faults", "Can switch the sandbox's faults on the ops page")]
+        permissions = [
+            ("switch_sandbox_faults", "Can switch the sandbox's faults on the ops page"),
+            ("advance_clock", "Can move the shop clock forward on the ops page"),
+        ]

@@ -10,14 +10,14 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from jobkit import clock
 from jobkit.breaker import SERVICES, breaker_for
-from jobkit.models import JobRun
+from jobkit.models import ClockAdvance, JobRun
 from orders.checkout import place_order
 from orders.forms import CustomerForm, validate_items
 from orders.models import Product
@@ -25,10 +25,12 @@ from shop import sandbox_faults
 from shop.cart import cart_items, get_cart, save_cart
 from shop.celery import QUEUES, app
 from subscriptions import renewals
-from subscriptions.models import BillingRun
+from subscriptions.models import BillingRun, Subscription
 
 START_BILLING_RUN = "subscriptions.add_billingrun"
 SWITCH_SANDBOX_FAULTS = "shop.switch_sandbox_faults"  # shop.models.OpsPermission
+ADVANCE_CLOCK = "shop.advance_clock"  # shop.models.OpsPermission
+CLOCK_STEPS = {"1h": datetime.timedelta(hours=1), "1d": datetime.timedelta(days=1)}
 
 
 @require_POST
@@ -136,6 +138,10 @@ def ops(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, "Give the billing date as YYYY-MM-DD.")
         return redirect("ops")
+    if request.method == "POST" and "clock" in request.POST:
+        require_permission(request, ADVANCE_CLOCK, "move the shop clock")
+        advance_clock(request, request.POST["clock"])
+        return redirect("ops")
     if request.method == "POST":
         require_permission(request, SWITCH_SANDBOX_FAULTS, "switch the sandbox's faults")
         switch_outage(request)
@@ -148,9 +154,41 @@ def ops(request: HttpRequest) -> HttpResponse:
         "job_counts": JobRun.objects.values("status").annotate(count=Count("id")).order_by("status"),
         "recent_jobs": JobRun.objects.order_by("-updated_at")[:20],
         "billing_runs": BillingRun.objects.order_by("-billing_date")[:5],
-        "today": timezone.localdate(),
+        "today": clock.today(),
+        "clock": {"now": clock.now(), "ahead": clock.offset(), "advances": ClockAdvance.objects.all()},
+        "can_move_clock": settings.CLOCK_CAN_ADVANCE,
+        "next_billing_date": next_billing_date(),
     }
     return render(request, "shop/ops.html", context)
+
+
+def advance_clock(request: HttpRequest, step: str) -> None:
+    """+1 hour, +1 day, or to the next billing date: reminders and renewals come due in minutes."""
+    if step == "next_billing":
+        due = next_billing_date()
+        if due is None:
+            messages.error(request, "No active subscription renews after today.")
+            return
+        by, reason = datetime.timedelta(days=(due - clock.today()).days), f"to the next billing date {due}"
+    elif step in CLOCK_STEPS:
+        by, reason = CLOCK_STEPS[step], f"+{step} from /ops/"
+    else:
+        messages.error(request, f"Unknown clock step {step!r}; expected 1h, 1d or next_billing.")
+        return
+    try:
+        clock.advance(by, reason)
+    except clock.ClockLocked as exc:
+        messages.error(request, str(exc))
+        return
+    messages.success(request, f"Shop clock moved forward {reason}: it is now {clock.now():%Y-%m-%d %H:%M}.")
+
+
+def next_billing_date() -> datetime.date | None:
+    """The first date after the shop's today on which an active subscription renews."""
+    upcoming = Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, current_period_end__gt=clock.today()
+    ).aggregate(first=Min("current_period_end"))
+    return upcoming["first"]
 
 
 def require_permission(request: HttpRequest, permission: str, action: str) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime
 
 from celery import shared_task
-from django.utils import timezone
 
+from jobkit import clock
 from jobkit.tasks import JobTask
 from subscriptions import emails, renewals, signup
 
@@ -65,7 +65,7 @@ def send_signup_refunded(subscription_id: str) -> None:
 @shared_task(base=JobTask, name="subscriptions.start_billing_run", subject_kind="billing_date")
 def start_billing_run(billing_date: str | None = None) -> int:
     """The daily beat entry; the date defaults to today. Starting a date twice joins its run."""
-    day = datetime.date.fromisoformat(billing_date) if billing_date else timezone.localdate()
+    day = datetime.date.fromisoformat(billing_date) if billing_date else clock.today()
     run, _ = renewals.start_run(day)
     return run.pk
 

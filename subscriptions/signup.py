@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing import payments
 from billing.models import PaymentAttempt
+from jobkit import clock
 from jobkit.crash import fail_point
 from jobkit.enqueue import enqueue_on_commit
 from jobkit.errors import TransientError
@@ -35,7 +36,7 @@ def sign_up(*, email: str, plan: Plan, payment_method: str, request_key: str) ->
     """Local records first: a pending subscription and its first invoice; the charge starts on commit."""
     from subscriptions import jobs
 
-    today = timezone.localdate()
+    today = clock.today()
     subscription = Subscription.objects.create(
         request_key=request_key,
         email=email,

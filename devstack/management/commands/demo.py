@@ -28,6 +28,8 @@ DEMO_TIMINGS = {
     "CELERY_UNACKED_RESTORE_INTERVAL": "5",
     "CELERY_UNACKED_RESTORE_THROTTLE": "1",
     "SWEEP_STUCK_AFTER_SECONDS": "180",
+    # Due reminders are looked for every 10 s (not 60), so one shows up soon after the clock moves.
+    "REMINDER_INTERVAL_SECONDS": "10",
 }
 
 

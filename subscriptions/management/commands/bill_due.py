@@ -6,8 +6,8 @@ import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
+from jobkit import clock
 from subscriptions import renewals
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--date", help="billing date, YYYY-MM-DD (default: today)")
 
     def handle(self, *args: Any, date: str | None, **options: Any) -> None:
-        day = billing_date(date) if date else timezone.localdate()
+        day = billing_date(date) if date else clock.today()
         run, created = renewals.start_run(day)
         verb = "Started" if created else "Joined the existing"
         self.stdout.write(
