@@ -23,7 +23,7 @@ from celery import Task
 from celery.exceptions import Retry
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
@@ -106,25 +106,38 @@ class JobTask(Task):
 
     # --- job timeline ------------------------------------------------------------------------------------
     def _record(self, task_id: str, args: tuple[Any, ...], **changes: Any) -> None:
-        """Update this job's timeline row; never let bookkeeping break the job itself."""
+        """Update this job's timeline row; never let bookkeeping break the job itself.
+
+        A job that failed because its database connection was cut would lose its `dead` or `retrying`
+        mark on that same dead connection: drop a broken connection and try once more on a new one."""
         changes["updated_at"] = timezone.now()
-        try:
-            updated = JobRun.objects.filter(task_id=task_id).update(**changes)
-            if not updated:  # sent without enqueue_on_commit (beat, shell): create the row now
-                values = {k: v for k, v in changes.items() if not isinstance(v, Combinable)}
-                JobRun.objects.get_or_create(
-                    task_id=task_id,
-                    defaults={
-                        "name": self.name,
-                        "queue": self.queue_name(),
-                        "subject": self.subject_for(args),
-                        "args": list(args),
-                        "attempts": 1 if changes.get("status") == JobRun.Status.STARTED else 0,
-                        **values,
-                    },
-                )
-        except Exception:
-            logger.exception("could not record timeline for %s %s", self.name, task_id)
+        for last_try in (False, True):
+            try:
+                self._write_timeline(task_id, args, changes)
+            except (OperationalError, InterfaceError):
+                if not last_try:
+                    connection.close_if_unusable_or_obsolete()
+                    continue
+                logger.exception("could not record timeline for %s %s", self.name, task_id)
+            except Exception:
+                logger.exception("could not record timeline for %s %s", self.name, task_id)
+            return
+
+    def _write_timeline(self, task_id: str, args: tuple[Any, ...], changes: dict[str, Any]) -> None:
+        updated = JobRun.objects.filter(task_id=task_id).update(**changes)
+        if not updated:  # sent without enqueue_on_commit (beat, shell): create the row now
+            values = {k: v for k, v in changes.items() if not isinstance(v, Combinable)}
+            JobRun.objects.get_or_create(
+                task_id=task_id,
+                defaults={
+                    "name": self.name,
+                    "queue": self.queue_name(),
+                    "subject": self.subject_for(args),
+                    "args": list(args),
+                    "attempts": 1 if changes.get("status") == JobRun.Status.STARTED else 0,
+                    **values,
+                },
+            )
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._record(

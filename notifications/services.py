@@ -29,10 +29,10 @@ def send_once(kind: str, subject: str, recipient: str, build: MessageBuilder) ->
     notification = _claim(kind, subject, recipient)
     if notification is None:
         return False
-    message = build()
-    message.to = [recipient]
-    message.extra_headers["Message-ID"] = notification.message_id
     try:
+        message = build()  # inside: a failed build (a template error, a lost connection) frees the claim
+        message.to = [recipient]
+        message.extra_headers["Message-ID"] = notification.message_id
         with outside_call("mail"):  # an open breaker raises CircuitOpen before any connection is made
             _deliver(message)
     except BaseException:

@@ -12,7 +12,7 @@ from django.db import connection
 from jobkit.models import JobRun
 from orders.models import Order
 from tests.conftest import order_timeline
-from tests.harness import wait_for
+from tests.harness import jobs_idle, wait_for
 
 pytestmark = pytest.mark.e2e
 ORDERS = 6
@@ -58,6 +58,8 @@ def test_jobs_survive_their_database_connections_being_terminated(client, worker
 
     wait_for(lambda: done.count() == ORDERS, 120, explain)
     assert not JobRun.objects.filter(status="dead").exists()
+    # every job's timeline row ends settled, also those whose bookkeeping met a cut connection
+    wait_for(jobs_idle, 30, explain)
     assert JobRun.objects.filter(retries__gte=1).exists()  # some job met a dropped connection and retried
     charged = sorted(pi["metadata"]["order_id"] for pi in workers.sandbox.payment_intents())
     assert charged == sorted(order_ids)
