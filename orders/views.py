@@ -8,7 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.forms import PaymentForm
+from jobkit import clock
 from jobkit.selectors import timeline
+from notifications.selectors import reminders_for
 from orders import checkout
 from orders.models import Product
 from orders.selectors import get_order, order_is_final
@@ -34,6 +36,8 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
         "dead_jobs": jobs.dead,
         "final": order_is_final(order),
         "pay_again": pay_again,
+        "reminders": reminders_for(order.subject),
+        "shop_now": clock.now(),
     }
     return render(request, "orders/order.html", context, status=400 if pay_again.errors else 200)
 

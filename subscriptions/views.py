@@ -10,7 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from jobkit import clock
 from jobkit.selectors import timeline
+from notifications.selectors import reminders_for
 from subscriptions import renewals, signup
 from subscriptions.forms import SignUpForm
 from subscriptions.models import Plan
@@ -46,5 +48,7 @@ def subscription_page(request: HttpRequest, subscription_id: str) -> HttpRespons
         "jobs": jobs.jobs,
         "dead_jobs": jobs.dead,
         "final": subscription_is_final(subscription, jobs),
+        "reminders": reminders_for(subscription.subject),
+        "shop_now": clock.now(),
     }
     return render(request, "subscriptions/subscription.html", context)

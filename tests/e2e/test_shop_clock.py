@@ -59,6 +59,8 @@ def test_reminders_come_due_as_the_clock_moves_a_day_at_a_time(staff, workers, c
         "Reminder 2",
         "Reminder 3",
     ]
+    order_page = staff.get(f"/orders/{order_id}/").content.decode()
+    assert order_page.count('<span class="status sent">sent</span>') == 3  # the visitor sees all three
     page = staff.get("/ops/").content.decode()
     assert page.count("(+1d from /ops/)") == 3 and "ahead of real time by 3 days, 2:00:00" in page, page
 
