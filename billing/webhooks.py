@@ -50,6 +50,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     if not _is_event(payload):
         # Checked here, not left to a KeyError later: a signed but malformed body is a 400, not a 500.
         return _rejected("body", "The body is not a Stripe event (id, type and data.object are required).")
+    if payload["type"] in HANDLED and (
+        problem := _object_problem(payload["type"], payload["data"]["object"])
+    ):
+        return _rejected("data.object", problem)
     with transaction.atomic():
         try:
             with transaction.atomic():  # a savepoint: the unique event id is the whole dedup
@@ -87,6 +91,27 @@ def _is_event(payload: Any) -> bool:
         and isinstance(payload.get("data"), dict)
         and isinstance(payload["data"].get("object"), dict)
     )
+
+
+# The fields reconciliation reads from a handled event's object, and their JSON types (None: may be null).
+_OBJECT_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "payment_intent": {"id": (str,), "status": (str,), "amount": (int,), "currency": (str,),
+                       "metadata": (dict, type(None)), "last_payment_error": (dict, type(None))},
+    "charge": {"payment_intent": (str,), "amount_refunded": (int,)},
+}  # fmt: skip
+
+
+def _object_problem(event_type: str, obj: dict[str, Any]) -> str | None:
+    """What is wrong with a handled event's object, or None: a signed but odd event is a 400, not a 500."""
+    kind = "charge" if event_type.startswith("charge.") else "payment_intent"
+    for field, types in _OBJECT_FIELDS[kind].items():
+        value = obj.get(field)
+        if value is None and type(None) in types:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"A {event_type} event's object needs {field!r} as {names}."
+    return None
 
 
 def _rejected(field: str, message: str) -> JsonResponse:

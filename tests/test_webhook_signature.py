@@ -14,8 +14,10 @@ import logging
 import time
 from typing import Any
 
+import hypothesis
 import pytest
 import stripe
+from hypothesis import strategies as st
 
 from billing.models import PaymentAttempt, StripeEvent
 from orders.checkout import CartLine, write_order
@@ -136,6 +138,8 @@ def test_a_payment_event_the_shop_cannot_match_is_stored_and_changes_nothing(cli
             "id": f"pi_1Foreign{n}",
             "object": "payment_intent",
             "status": "succeeded",
+            "amount": 999,
+            "currency": "eur",
             "metadata": metadata,
         }
         body = json.dumps(
@@ -221,3 +225,41 @@ def test_a_payment_event_whose_amount_or_currency_differs_is_not_applied(
     order.refresh_from_db()
     assert (order.status, order.invoice.status) == ("placed", "open")
     assert StripeEvent.objects.get().processed_at is not None  # stored: a redelivery is a duplicate
+
+
+# --- property-based: whatever arrives, never a 5xx, and a refusal stores nothing ---------------------
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+EVENT_LIKE = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=70),
+        "type": st.sampled_from(["payment_intent.succeeded", "charge.refunded", "x"]),
+    },
+    optional={"data": st.fixed_dictionaries({"object": JSON}), "created": st.integers()},
+)
+
+
+@hypothesis.settings(max_examples=150, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(
+    body=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()), signed=st.booleans()
+)
+def test_any_body_signed_or_not_is_answered_without_a_5xx(client, db, body: bytes, signed: bool):
+    stored = StripeEvent.objects.count()
+    response = post(client, body, stripe_signature(body) if signed else None)
+    assert response.status_code < 500
+    if response.status_code >= 400:
+        assert StripeEvent.objects.count() == stored
+
+
+@hypothesis.settings(max_examples=150, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(payload=EVENT_LIKE)
+def test_signed_event_shaped_bodies_never_5xx(client, db, payload: dict[str, Any]):
+    body = json.dumps(payload).encode()
+    stored = StripeEvent.objects.count()
+    response = post(client, body, stripe_signature(body))
+    assert response.status_code < 500, response.content
+    if response.status_code >= 400:
+        assert StripeEvent.objects.count() == stored
