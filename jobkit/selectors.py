@@ -26,5 +26,6 @@ class Timeline:
         return [job.as_dict() for job in self.jobs]
 
 
-def timeline(subject: str) -> Timeline:
-    return Timeline(list(JobRun.objects.filter(subject=subject)))
+def timeline(*subjects: str) -> Timeline:
+    """The jobs of one subject, or of several (a billing run's batches), oldest first."""
+    return Timeline(list(JobRun.objects.filter(subject__in=subjects)))

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from jobkit import clock
 from jobkit.breaker import SERVICES, breaker_for
 from jobkit.models import ClockAdvance, JobRun
+from jobkit.selectors import timeline
 from orders.checkout import place_order
 from orders.forms import CustomerForm, validate_items
 from orders.models import Product
@@ -25,6 +26,7 @@ from shop import sandbox_faults
 from shop.cart import cart_items, get_cart, save_cart
 from shop.celery import QUEUES, app
 from subscriptions import renewals
+from subscriptions.jobs import bill_batch
 from subscriptions.models import BillingRun, Subscription
 
 START_BILLING_RUN = "subscriptions.add_billingrun"
@@ -154,6 +156,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "job_counts": JobRun.objects.values("status").annotate(count=Count("id")).order_by("status"),
         "recent_jobs": JobRun.objects.order_by("-updated_at")[:20],
         "billing_runs": BillingRun.objects.order_by("-billing_date")[:5],
+        "latest_run_jobs": latest_run_batch_jobs(),
         "today": clock.today(),
         "clock": {"now": clock.now(), "ahead": clock.offset(), "advances": ClockAdvance.objects.all()},
         "can_move_clock": settings.CLOCK_CAN_ADVANCE,
@@ -221,3 +224,12 @@ def sandbox_panel() -> dict[str, object] | None:
         return {"url": settings.SANDBOX_URL, "error": str(exc)}
     # Only the shop's outside services: the sandbox's webhook faults have no breaker and no switch here.
     return {"url": settings.SANDBOX_URL, "faults": {s: faults[s] for s in SERVICES if s in faults}}
+
+
+def latest_run_batch_jobs() -> list[JobRun]:
+    """The latest billing run's batch jobs, for the same timeline chart the order pages draw."""
+    run = BillingRun.objects.order_by("-started_at").first()
+    if run is None:
+        return []
+    subjects = [bill_batch.subject_for([pk]) for pk in run.batches.values_list("pk", flat=True)]
+    return timeline(run.subject, *subjects).jobs

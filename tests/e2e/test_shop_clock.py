@@ -82,6 +82,8 @@ def test_a_monthly_renewal_after_moving_the_clock_to_the_next_billing_date(staff
     )
     assert renewed.status == "active" and renewed.current_period_end > first_end
     assert [pi["status"] for pi in intents_for(workers, subscription_id)] == ["succeeded", "succeeded"]
+    ops = staff.get("/ops/").content.decode()  # the run's jobs drawn as the order pages draw theirs
+    assert ">subscriptions.plan_billing_run</text>" in ops and ">subscriptions.bill_batch</text>" in ops
 
 
 def test_the_clock_only_moves_forward_and_not_in_production(db, settings):
