@@ -10,19 +10,21 @@ from benchmarks.stack import BENCH_DIR, bench_stack  # first: points Django at t
 
 
 def main() -> None:
-    from benchmarks import batch_billing, checkout, outage, pipeline
+    from benchmarks import batch_billing, checkout, load, outage, pipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
-    everything = "checkout,pipeline,outage,billing"
+    everything = "checkout,pipeline,outage,load,billing"
     parser.add_argument("--only", default=everything, help="comma-separated benchmarks")
     parser.add_argument("--requests", type=int, default=500, help="checkout requests per side")
     parser.add_argument("--orders", type=int, default=60, help="orders pushed through the pipeline")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load benchmark")
+    parser.add_argument("--load-seconds", type=float, default=60, help="seconds of load, per variant")
     parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")
     parser.add_argument("--raw-charges", type=int, default=5000, help="raw SDK charges for the baseline")
     args = parser.parse_args()
     chosen = set(args.only.split(","))
     results: dict[str, object] = {}
-    if chosen & {"checkout", "pipeline", "outage"}:
+    if chosen & {"checkout", "pipeline", "outage", "load"}:
         with bench_stack() as stack:
             if "checkout" in chosen:
                 results["checkout"] = result = checkout.run(stack, requests=args.requests)
@@ -33,6 +35,9 @@ def main() -> None:
             if "outage" in chosen:
                 results["outage"] = result = outage.run(stack)
                 print("\n" + outage.report(result), flush=True)
+            if "load" in chosen:
+                results["load"] = loads = load.run(stack, clients=args.clients, seconds=args.load_seconds)
+                print("\n" + load.report(loads), flush=True)
     if "billing" in chosen:
         billing: list[dict[str, float]] = []
         with bench_stack() as stack:
