@@ -57,7 +57,11 @@ def port_or_free(preferred: int) -> int:
 
 
 def _die_with_parent() -> None:
-    """Linux: if the supervisor itself is killed (-9), the kernel sends the child SIGTERM."""
+    """Linux: if the supervisor itself is killed (-9), the kernel sends the child SIGTERM.
+
+    The kernel sends it when the *thread* that started the child ends, not only the process: start
+    children from a thread that lives as long as they should (the main thread, as the demo does).
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 

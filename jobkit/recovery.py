@@ -16,7 +16,11 @@ For each subject a finder reports, the sweep re-enqueues its jobs only if
 Re-enqueueing work that was merely slow costs a no-op job, never a double effect: every job is idempotent.
 
 Before that, the sweep publishes the messages of `unsent` timeline rows (the broker was down when their
-transaction committed; `jobkit.enqueue`) with their original task ids.
+transaction committed; `jobkit.enqueue`) with their original task ids. After it, it sends again, with
+their original task ids, the jobs whose messages were lost while no finder reports their subject: a
+subject that moved on without them (a webhook recorded the payment a lost charge job was making), whose
+timeline would otherwise show the lost job queued or running forever. The rule is the finders' rule for
+a lost message: no sign of life since the cutoff, not held by the broker, subject not waiting for a human.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 from celery import Task, current_app
 from django.db import transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from jobkit import broker, clock
@@ -63,6 +68,7 @@ finders: Registry[Finder] = Registry("recovery finder")
 @dataclass
 class SweepReport:
     published: list[str] = field(default_factory=list)  # task ids of unsent messages now sent
+    resent: list[str] = field(default_factory=list)  # task ids of lost messages no finder covered
     requeued: dict[str, list[str]] = field(default_factory=dict)  # finder name -> subjects moved on
     waiting_for_human: list[str] = field(default_factory=list)  # subjects whose latest job is dead
 
@@ -70,6 +76,7 @@ class SweepReport:
         return {
             "published": self.published,
             "requeued": self.requeued,
+            "resent": self.resent,
             "waiting_for_human": self.waiting_for_human,
         }
 
@@ -92,7 +99,7 @@ def sweep(stuck_after: timedelta) -> SweepReport:
     report = SweepReport()
     budget = SWEEP_LIMIT - _publish_unsent(report)
     cutoff = clock.now() - stuck_after  # the shop clock: a subject waits as long as the shop says
-    held: set[str] | None = None  # read from the broker only if some job needs it
+    held = _Held()
     for name, finder in finders.items():
         moved = report.requeued.setdefault(name, [])
         candidates = iter(finder(cutoff))
@@ -106,17 +113,46 @@ def sweep(stuck_after: timedelta) -> SweepReport:
                 unfinished = [run for run in timeline if run.status in _UNFINISHED]
                 if any(run.updated_at >= cutoff or run.status == JobRun.Status.UNSENT for run in unfinished):
                     continue
-                if unfinished:
-                    if held is None:
-                        held = broker.held_task_ids(current_app.amqp.queues.keys())
-                    if any(run.task_id in held for run in unfinished):
-                        continue
+                if any(held.holds(run.task_id) for run in unfinished):
+                    continue
                 _requeue(stuck, unfinished)
                 moved.append(stuck.subject)
                 budget -= 1
-    if any(report.requeued.values()) or report.published:
+    _resend_lost(report, cutoff, held, budget)
+    if any(report.requeued.values()) or report.published or report.resent:
         logger.warning("recovery sweep: %s", report.as_dict())
     return report
+
+
+class _Held:
+    """The task ids the broker holds, read once per sweep and only if some job needs them."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] | None = None
+
+    def holds(self, task_id: str) -> bool:
+        if self._ids is None:
+            self._ids = broker.held_task_ids(current_app.amqp.queues.keys())
+        return task_id in self._ids
+
+
+def _resend_lost(report: SweepReport, cutoff: datetime, held: _Held, budget: int) -> None:
+    """Send again the jobs whose messages were lost and whose subjects no finder moved on."""
+    stale = JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES, updated_at__lt=cutoff)
+    lost = list(stale.order_by("id")[: max(budget, 0)])
+    waiting = _waiting_for_human_among({run.subject for run in lost})
+    for run in lost:
+        if run.subject in waiting or held.holds(run.task_id):
+            continue
+        # Claim the row as it was read, so a sweep racing this one, or the job coming back to life
+        # meanwhile, keeps it from being sent twice.
+        claimed = JobRun.objects.filter(pk=run.pk, status=run.status, updated_at=run.updated_at).update(
+            status=JobRun.Status.QUEUED,
+            updated_at=timezone.now(),
+            last_error="message lost; sent again by the recovery sweep",
+        )
+        if claimed and publish(current_app.tasks[run.name], run.args, run.task_id):
+            report.resent.append(run.task_id)
 
 
 def _publish_unsent(report: SweepReport) -> int:
@@ -138,6 +174,16 @@ def _timelines(subjects: list[str]) -> dict[str, list[JobRun]]:
     for run in runs:
         found.setdefault(run.subject, []).append(run)
     return found
+
+
+def _waiting_for_human_among(subjects: set[str]) -> set[str]:
+    """_waiting_for_human for many subjects in one query, however long their timelines."""
+    latest = (
+        JobRun.objects.filter(subject__in=subjects)
+        .values("subject")
+        .annotate(queued=Max("queued_at"), died=Max("finished_at", filter=Q(status=JobRun.Status.DEAD)))
+    )
+    return {row["subject"] for row in latest if row["died"] and row["died"] >= row["queued"]}
 
 
 def _waiting_for_human(timeline: list[JobRun]) -> bool:

@@ -44,7 +44,7 @@ def save_message(store: Store, sender: str, recipients: list[str], raw: bytes) -
             json.dumps(attachments),
             raw,
             now_iso(),
-            str(message["message-id"] or ""),
+            str(message["message-id"] or "").strip(),  # a folded header keeps its leading whitespace
         ),
     )
     return message_id

@@ -16,6 +16,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
+from billing import payments as billing
 from devstack import processes
 from jobkit.breaker import breaker_for
 from jobkit.models import JobExecution, JobRun
@@ -126,6 +127,36 @@ def test_a_lost_sign_up_and_a_refund_in_flight_are_recovered(client, workers, pl
 def _two_mails(stack) -> list[dict] | None:
     mails = stack.sandbox.mail_messages()
     return mails if len(mails) >= 2 else None
+
+
+def test_a_lost_job_of_a_subject_that_moved_on_is_sent_again_and_ends(
+    client, workers, catalogue, wait_for_order
+):
+    """Found by the fault campaign (`make chaos`): a worker dies right after the gateway charged, the
+    broker loses its message, and the payment reaches the shop by its webhook instead, so the order
+    completes without the charge job. No finder looks at a completed order, yet the job's timeline row
+    must not stay `started` forever: the sweep sends the lost job again, which finds the order paid."""
+    [standard] = workers.workers
+    workers.stop_worker(standard)
+    crashing, crashed = workers.add_crashing_worker("after_gateway_charge")
+    order_id = place_order(client)
+    wait_for(crashed.exists, 60, workers.logs)  # charged at the gateway; the worker died before recording
+    wait_for(lambda: not crashing.alive(), 10, workers.logs)
+    workers.stop_worker(crashing)
+    lose_messages(workers, "unacked", "unacked_index")  # a broker restart: the charge message is gone
+    workers.add_worker("recovering-worker", **RECOVERING)
+    [intent] = workers.sandbox.payment_intents()
+    billing.reconcile_payment_intent(intent)  # what the payment_intent.succeeded webhook does
+    wait_for_order(order_id, "completed", timeout=60)
+    charge = JobRun.objects.filter(name="orders.charge_order")
+    assert charge.get().status == "started"  # as the dead worker left it
+
+    workers.add_beat("beat")  # its sweeps find no order in flight, and the charge job's row alone
+    wait_for(
+        lambda: charge.filter(status="succeeded").exists(), 30, lambda: f"{charge.get()}\n{workers.logs()}"
+    )
+    assert charge.get().attempts == 2  # the same job, sent again: not a copy
+    assert len(workers.sandbox.payment_intents()) == 1
 
 
 def test_a_job_waiting_in_the_broker_is_alive_however_old(client, workers, catalogue, wait_for_order):

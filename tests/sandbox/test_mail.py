@@ -40,6 +40,18 @@ def test_a_message_with_attachment_is_listed_and_kept_raw(sandbox: SandboxProces
     assert sandbox.stats()["mail"] == {"received": 1, "rejected": 0, "succeeded": 1}
 
 
+def test_a_folded_message_id_is_listed_without_the_folding_whitespace(sandbox: SandboxProcess):
+    # A Message-ID too long for one header line is folded onto the next, as Django's mail does with the
+    # ledger's long ids; the listing gives the id itself, comparable with what the sender set.
+    message_id = f"<{'1' * 60}.order_confirmation@example.com>"
+    with smtplib.SMTP("127.0.0.1", sandbox.smtp_port, timeout=5) as smtp:
+        raw = f"From: shop@example.com\r\nTo: ada@example.com\r\nMessage-ID:\r\n {message_id}\r\n\r\nHi\r\n"
+        smtp.sendmail("shop@example.com", ["ada@example.com"], raw)
+
+    [listed] = sandbox.mail_messages()
+    assert listed["message_id"] == message_id
+
+
 def test_rset_noop_and_several_messages_on_one_connection(sandbox: SandboxProcess):
     with smtplib.SMTP("127.0.0.1", sandbox.smtp_port, timeout=5) as smtp:
         smtp.ehlo()

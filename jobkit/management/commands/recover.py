@@ -31,6 +31,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Re-enqueued {len(subjects)} stuck {name} subject(s).")
             for subject in subjects:
                 self.stdout.write(f"  {subject}")
+        self.stdout.write(f"Sent {len(report.resent)} lost job message(s) again.")
         if report.waiting_for_human:
             self.stdout.write(f"Left {len(report.waiting_for_human)} subject(s) whose latest job is dead:")
             for subject in report.waiting_for_human:
