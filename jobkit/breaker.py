@@ -357,12 +357,13 @@ class CircuitBreaker:
 
 
 @functools.cache
-def _client(url: str) -> Redis:
-    # One connection pool per URL and process; keyed on the URL because tests override settings.
+def state_client(url: str) -> Redis:
+    """The Redis client for shared state (breakers, rate limiters): one connection pool per URL and
+    process, thread-safe; keyed on the URL because tests override settings."""
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def breaker_for(service: str) -> CircuitBreaker:
     """The breaker for an outside service, configured by settings.CIRCUIT_BREAKERS[service]."""
     options = getattr(settings, "CIRCUIT_BREAKERS", {}).get(service, {})
-    return CircuitBreaker(service, _client(settings.REDIS_URL), **options)
+    return CircuitBreaker(service, state_client(settings.REDIS_URL), **options)

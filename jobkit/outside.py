@@ -8,7 +8,7 @@ a failed call into one of three facts about the answer it got, which this module
 | no answer: refused, reset, dropped, timed out    | retry               | yes                 |
 | HTTP 5xx or 408                                  | retry               | yes                 |
 | HTTP 409 (the same Idempotency-Key is in flight) | retry               | no                  |
-| HTTP 429 (rate limited)                          | retry               | no                  |
+| HTTP 429 (rate limited)                          | deferred            | no                  |
 | any other HTTP 4xx                               | dead letter         | no                  |
 | SMTP 421 or 451 (the server itself failing)      | retry               | yes                 |
 | any other SMTP 4xx (mailbox busy, ...)           | retry               | no                  |
@@ -18,6 +18,11 @@ a failed call into one of three facts about the answer it got, which this module
 so clients make a single attempt per call (no SDK-level retries) with a timeout below the task's soft
 time limit. Only outages count towards opening the service's circuit breaker: a 409 or a 429 says the
 service is healthy and busy, and a 4xx says our request was wrong.
+
+"Deferred" is a 429: the service did not run the call and says "not now", like our own rate limiter
+(`jobkit.ratelimit`), which every call of a service with a limit takes a turn from first. It raises
+`RateLimited`, so the job is sent again a second later (the window Stripe counts calls in) without
+spending a retry, and the limiter slows down.
 
 Text an outside service sends us (a decline message, an id) goes into our columns through `fit`, so a
 longer value than we expected never makes the recording transaction fail again and again.
@@ -32,18 +37,32 @@ from django.db.models import Model
 
 from jobkit.breaker import Permit, breaker_for
 from jobkit.errors import PermanentError, TransientError, is_outage
+from jobkit.ratelimit import RateLimited, limiter_for
 
-# HTTP statuses that mean "the same request may work later" without blaming the service.
-_HTTP_BUSY = {409: "the same Idempotency-Key is in flight", 429: "rate limited"}
+# Stripe counts calls per second: after a 429, the next window starts within a second.
+RATE_LIMITED_RETRY_AFTER_SECONDS = 1.0
 # SMTP 4xx replies that mean the server itself is failing (RFC 5321: 421 closing, 451 local error).
 _SMTP_OUTAGE = {421, 451}
 
 
 @contextmanager
 def outside_call(service: str) -> Iterator[Permit]:
-    """Run one call to `service` under its circuit breaker; an open breaker raises CircuitOpen."""
+    """Run one call to `service` under its circuit breaker, then its rate limiter if it has one.
+
+    An open breaker raises CircuitOpen and a turn too far off raises RateLimited, before anything is
+    sent. The breaker is asked first, so calls it turns away take no turn from the limiter; a 429
+    (RateLimited from the block) slows the limiter down and counts for the breaker as no failure.
+    """
+    limiter = limiter_for(service)
     with breaker_for(service).guard(is_outage) as permit:
-        yield permit
+        if limiter is not None:
+            limiter.acquire()  # sleeps for a near turn
+        try:
+            yield permit
+        except RateLimited:
+            if limiter is not None:
+                limiter.slow_down()
+            raise
 
 
 def no_answer(service: str, detail: object) -> TransientError:
@@ -51,13 +70,15 @@ def no_answer(service: str, detail: object) -> TransientError:
     return TransientError(f"{service} unreachable: {detail}")
 
 
-def http_error(service: str, status: int, detail: object) -> TransientError | PermanentError:
+def http_error(service: str, status: int, detail: object) -> TransientError | PermanentError | RateLimited:
     """The decision for an HTTP error status."""
     text = f"{service} {status}: {detail}"
     if status >= 500 or status == 408:
         return TransientError(text)
-    if status in _HTTP_BUSY:
-        return TransientError(f"{text} ({_HTTP_BUSY[status]})", outage=False)
+    if status == 409:
+        return TransientError(f"{text} (the same Idempotency-Key is in flight)", outage=False)
+    if status == 429:
+        return RateLimited(service, RATE_LIMITED_RETRY_AFTER_SECONDS, f"the service answered {text}")
     return PermanentError(f"{service} refused the request: {text}")
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 _COMMON = {"outage": False, "latency_ms": 0, "error_rate": 0.0, "drop_after_commit": False}
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "payments": _COMMON,
+    # rate_limit_per_second: requests admitted in any one second, as Stripe limits an account (0: off)
+    "payments": {**_COMMON, "rate_limit_per_second": 0},
     "carrier": {**_COMMON, "reject_registrations": False},
     "mail": {**_COMMON, "reject_recipients": False},
     "webhooks": {"outage": False, "duplicate": 0, "shuffle": False},
@@ -14,6 +15,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # Generous caps that still keep a typo from hanging a test run or flooding a receiver.
 MAX_LATENCY_MS = 120_000
 MAX_DUPLICATES = 10
+MAX_RATE_LIMIT = 10_000
 
 
 def defaults() -> dict[str, dict[str, Any]]:
@@ -54,7 +56,7 @@ def _check(field: str, value: Any, kind: type) -> Any:
         if not 0 <= value <= 1:
             raise ValueError(f"{field} must be between 0 and 1")
         return float(value)
-    limit = MAX_LATENCY_MS if field == "latency_ms" else MAX_DUPLICATES
+    limit = {"latency_ms": MAX_LATENCY_MS, "rate_limit_per_second": MAX_RATE_LIMIT}.get(field, MAX_DUPLICATES)
     if not isinstance(value, int) or not 0 <= value <= limit:
         raise ValueError(f"{field} must be an integer between 0 and {limit}")
     return value

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
@@ -104,6 +105,7 @@ class Service:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._in_flight: set[tuple[str, str]] = set()
+        self._rate_window = SlidingWindow()
 
     def render_error(self, error: ApiError) -> Response:
         raise NotImplementedError
@@ -144,6 +146,16 @@ class Service:
     def _gate(self, faults: dict[str, Any]) -> None:
         if faults["outage"]:
             raise ApiError(503, f"The {self.name} service is unavailable (sandbox outage).", fault=True)
+        limit = faults.get("rate_limit_per_second")
+        if limit and not self._rate_window.admit(limit):
+            # Stripe's shape: the SDK raises RateLimitError for a 429. Nothing runs, no key is saved.
+            raise ApiError(
+                429,
+                f"Request rate limit exceeded: {limit} requests per second (sandbox rate_limit_per_second).",
+                "rate_limit",
+                type="invalid_request_error",
+                fault=True,
+            )
         if faults["error_rate"] and random.random() < faults["error_rate"]:
             raise ApiError(500, f"The {self.name} service failed (sandbox error_rate).", fault=True)
 
@@ -203,6 +215,27 @@ class Service:
                 type="idempotency_error",
             )
         return Response(status, body, headers={"Idempotent-Replayed": "true"})
+
+
+class SlidingWindow:
+    """Admits at most `limit` requests in any one-second window; a refused request takes no place in it.
+
+    The strictest reading of "N requests per second": no second, wherever it starts, holds more than N.
+    """
+
+    def __init__(self) -> None:
+        self._admitted: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self, limit: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._admitted and self._admitted[0] <= now - 1.0:
+                self._admitted.popleft()
+            if len(self._admitted) >= limit:
+                return False
+            self._admitted.append(now)
+            return True
 
 
 def _pause(faults: dict[str, Any]) -> None:

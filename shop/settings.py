@@ -198,6 +198,10 @@ _BREAKER_DEFAULTS = {
     "probe_timeout_seconds": env_float("BREAKER_PROBE_TIMEOUT_SECONDS", 30),
 }
 CIRCUIT_BREAKERS = {service: dict(_BREAKER_DEFAULTS) for service in SERVICES}  # the names: jobkit.breaker
+# The breaker's sibling (jobkit/ratelimit.py): calls per second to a service, shared by every process.
+# Stripe allows 25/s in test mode and 100/s in live mode (more if raised for the account); 0: no limiter.
+GATEWAY_RATE_LIMIT_PER_SECOND = env_float("GATEWAY_RATE_LIMIT_PER_SECOND", 25, minimum=0)
+RATE_LIMITS = {"payments": GATEWAY_RATE_LIMIT_PER_SECOND}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_BEAT_SCHEDULE = beat_schedule(

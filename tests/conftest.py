@@ -12,14 +12,17 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from devstack import processes
+from devstack.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
 from devstack.runtime import VAR_DIR, pid_alive
 from envconfig import env_str
-from jobkit.breaker import SERVICES, breaker_for
+from jobkit.breaker import SERVICES, breaker_for, state_client
+from jobkit.ratelimit import RateLimiter
 from orders.models import Order
 from sandbox.testing import SandboxControl
 from shop.factories import ProductFactory, seed_plans
 from tests.harness import Stack, database_url, wait_for
 
+ROOT = Path(__file__).resolve().parent.parent
 TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout
 STANDARD_WORKER = "test-worker"
 REMINDER_OFFSETS = [2, 4, 6]
@@ -51,6 +54,29 @@ def broker_url(log_dir: Path) -> Iterator[str]:
     child, url = processes.start_redis(log_dir, processes.free_port())
     yield url
     child.stop()
+
+
+@pytest.fixture(scope="module", params=["redis-server", "embedded"])
+def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of the module's own, once real and once embedded: for the shared state of circuit
+    breakers and rate limiters (tests/test_breaker.py, tests/test_ratelimit.py), no database needed."""
+    log_dir = tmp_path_factory.mktemp("state-redis")
+    port = free_port()
+    if request.param == "redis-server":
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("no redis-server on PATH")
+        argv = [exe, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(log_dir)]
+    else:
+        argv = [PYTHON, "-m", "devstack.embedded_redis", "--host", HOST, "--port", str(port)]
+    child = Child(request.param, argv, base_env(PYTHONPATH=str(ROOT)), log_dir).start()
+    url = f"redis://{HOST}:{port}/0"
+    try:
+        wait_until(lambda: redis_ping(url), 20, f"{request.param} on port {port}", child)
+        yield url
+    finally:
+        child.stop()
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +118,9 @@ def stack(
         # Breakers that open, cool down and probe within seconds.
         BREAKER_WINDOW_SECONDS="10",
         BREAKER_COOLDOWN_SECONDS="2",
+        # The limiter takes every payments call's turn, but far above what the sandbox serves here: only
+        # the tests that set a limit of their own are paced by it.
+        GATEWAY_RATE_LIMIT_PER_SECOND="1000",
         JOB_DEFER_JITTER_SECONDS="0.5",
         # Reminders seconds apart instead of days, sent by a beat job every half second.
         REMINDER_OFFSETS_SECONDS=",".join(str(s) for s in REMINDER_OFFSETS),
@@ -113,14 +142,19 @@ def e2e(stack: Stack, transactional_db: None) -> Iterator[Stack]:
     """An end-to-end test: committed data, a clean sandbox, closed breakers, the running worker, and a
     broker holding no message, before and after (so no job of one test writes rows in the next)."""
     stack.sandbox.reset()
-    for service in SERVICES:
-        breaker_for(service).reset()
+    reset_shared_state()
     stack.drain_broker()
     yield stack
     stack.sandbox.clear_faults()  # what a test left failing ends its retries quickly
+    reset_shared_state()
+    stack.drain_broker()
+
+
+def reset_shared_state() -> None:
+    """Closed breakers and fresh rate limiters (no turns taken, no slow-down) for every service."""
     for service in SERVICES:
         breaker_for(service).reset()
-    stack.drain_broker()
+        RateLimiter(service, state_client(django_settings.REDIS_URL), rate_per_second=1).reset()
 
 
 @pytest.fixture

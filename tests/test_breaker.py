@@ -1,6 +1,6 @@
 """The shared circuit breaker (pattern 6), against a real redis-server and the embedded one.
 
-No database: every test talks to a Redis server this module starts itself.
+No database: every test talks to a Redis server started for this module (`redis_url` in conftest.py).
 
 No assertion races the clock: a duration that must not run out during a test is a minute long, one that
 must run out is waited for by watching the breaker's state change, and times are only compared with
@@ -14,22 +14,18 @@ import json
 import logging
 import multiprocessing
 import pickle
-import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis import Redis
 
-from devstack.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
+from devstack.processes import wait_until
 from jobkit import breaker as breaker_module
 from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, Permit, breaker_for
-
-ROOT = Path(__file__).resolve().parent.parent
 
 MakeBreaker = Callable[..., CircuitBreaker]
 
@@ -40,27 +36,6 @@ class ServiceDown(Exception):
 
 class BadRequest(Exception):
     pass
-
-
-@pytest.fixture(scope="module", params=["redis-server", "embedded"])
-def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_dir = tmp_path_factory.mktemp("breaker-redis")
-    port = free_port()
-    if request.param == "redis-server":
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("no redis-server on PATH")
-        argv = [exe, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
-        argv += ["--dir", str(log_dir)]
-    else:
-        argv = [PYTHON, "-m", "devstack.embedded_redis", "--host", HOST, "--port", str(port)]
-    child = Child(request.param, argv, base_env(PYTHONPATH=str(ROOT)), log_dir).start()
-    url = f"redis://{HOST}:{port}/0"
-    try:
-        wait_until(lambda: redis_ping(url), 20, f"{request.param} on port {port}", child)
-        yield url
-    finally:
-        child.stop()
 
 
 @pytest.fixture
@@ -477,4 +452,4 @@ def test_breaker_for_builds_from_settings_and_caches_the_client_per_url(settings
     assert breaker_for("mail").redis is not payments.redis
     assert breaker_for("mail").redis.connection_pool.connection_kwargs["port"] == 2
     assert SERVICES == ("payments", "carrier", "mail")
-    assert breaker_module._client("redis://127.0.0.1:1/0") is payments.redis
+    assert breaker_module.state_client("redis://127.0.0.1:1/0") is payments.redis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -62,6 +63,34 @@ def test_latency_delays_the_answer(sandbox: SandboxProcess, client: stripe.Strip
     assert time.monotonic() - started >= 0.3
 
 
+def test_rate_limit_answers_429_as_stripe_does_and_processes_nothing(
+    sandbox: SandboxProcess, client: stripe.StripeClient
+):
+    limit, sent = 2, 20
+    sandbox.set_fault("payments", rate_limit_per_second=limit)
+    refused: list[str] = []
+    started = time.monotonic()
+    for n in range(sent):
+        try:
+            client.v1.payment_intents.create(VISA, {"idempotency_key": f"rate-{n}"})
+        except stripe.RateLimitError as error:  # what the SDK makes of Stripe's 429
+            assert error.http_status == 429
+            assert (error.error.type, error.error.code) == ("invalid_request_error", "rate_limit")
+            refused.append(f"rate-{n}")
+    elapsed = time.monotonic() - started
+    # No second holds more than `limit` admitted requests, so neither do the ceil(elapsed) seconds of the run.
+    admitted = sent - len(refused)
+    assert 1 <= admitted <= limit * math.ceil(elapsed)
+    assert len(sandbox.payment_intents()) == admitted  # a refused request created nothing
+    assert sandbox.stats()["payments"] == {"received": sent, "rejected": len(refused), "succeeded": admitted}
+
+    # Nothing was saved under a refused key either: sent again once the limit is off, it charges (no replay).
+    sandbox.set_fault("payments", rate_limit_per_second=0)
+    retried = client.v1.payment_intents.create(VISA, {"idempotency_key": refused[0]})
+    assert retried.status == "succeeded"
+    assert len(sandbox.payment_intents()) == admitted + 1
+
+
 def test_stats_split_received_into_rejected_and_succeeded(
     sandbox: SandboxProcess, client: stripe.StripeClient
 ):
@@ -83,6 +112,9 @@ def test_faults_are_validated_listed_and_cleared(sandbox: SandboxProcess):
         ("payments", {"latency_ms": 1.5}),
         ("payments", {"error_rate": 2}),
         ("payments", {"reject_registrations": True}),
+        ("payments", {"rate_limit_per_second": -1}),
+        ("payments", {"rate_limit_per_second": 2.5}),
+        ("carrier", {"rate_limit_per_second": 5}),
         ("webhooks", {"duplicate": -1}),
     ]:
         with pytest.raises(SandboxError, match="HTTP 400"):
