@@ -5,13 +5,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PANGO_HINT := WeasyPrint (invoice PDFs) needs the Pango library. Install it with:\n  Debian/Ubuntu: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0\n  Fedora: sudo dnf install -y pango\n  macOS: brew install pango
 
-.PHONY: demo test bench lint format lock clean system-check
+.PHONY: demo test tour bench lint format lock clean system-check
 
 demo: $(STAMP) system-check
 	$(PY) manage.py demo
 
 test: $(STAMP) system-check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# docs/tour.md's screenshots, taken afresh by the browser tests (they need chromium: apt-get install chromium).
+tour: $(STAMP) system-check
+	rm -f docs/tour/*.png
+	$(PY) -m pytest -q tests/browser --tour-screenshots docs/tour
 
 bench: $(STAMP) system-check
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -28,6 +28,16 @@ STANDARD_WORKER = "test-worker"
 REMINDER_OFFSETS = [2, 4, 6]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/browser/conftest.py: pytest takes options only from the conftests it loads first.
+    parser.addoption(
+        "--tour-screenshots",
+        metavar="DIR",
+        type=Path,
+        help="the browser tests save the screenshots of docs/tour.md into DIR (make tour: docs/tour)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Media files per session too, like the test database; worker processes get it through service_env.
     django_settings.MEDIA_ROOT = TEST_VAR / "media"
