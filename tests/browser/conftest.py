@@ -21,7 +21,7 @@ from devstack import processes
 from envconfig import env_str
 from tests.harness import Stack
 
-VIEWPORT = {"width": 1100, "height": 760}
+VIEWPORT = {"width": 1100, "height": 900}
 STAFF_PASSWORD = "browser-test-only"
 # What the staff user may do on /ops/: switch the sandbox's faults, move the clock, start a billing run.
 OPS_PERMISSIONS = [

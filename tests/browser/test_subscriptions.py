@@ -47,7 +47,7 @@ def test_a_sign_up_goes_active_and_renews_at_the_next_billing_date(page, staff_p
     press(ops, bill)  # the same date again: the same run, nobody billed twice
     see(ops.locator(".flash"), f"Joined the billing run for {billing_date}.", e2e)
     see(run.locator("td"), billed_once, e2e)
-    screenshot(ops, "batch-billing-run", at=ops.get_by_role("heading", name="Batch billing"))
+    screenshot(ops, "batch-billing-run", at=ops.get_by_role("heading", name="Shop clock"))
 
     page.reload()
     see(invoice_statuses(page), ["paid", "paid"], e2e)
