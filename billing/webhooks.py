@@ -47,6 +47,8 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         payload = json.loads(request.body)
     except ValueError:
         return _rejected("body", "The body is not JSON.")
+    if _has_nul(payload):  # PostgreSQL stores no NUL in text or JSON
+        return _rejected("body", "The event contains a NUL character, which no real Stripe event does.")
     if not _is_event(payload):
         # Checked here, not left to a KeyError later: a signed but malformed body is a 400, not a 500.
         return _rejected("body", "The body is not a Stripe event (id, type and data.object are required).")
@@ -112,6 +114,16 @@ def _object_problem(event_type: str, obj: dict[str, Any]) -> str | None:
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             return f"A {event_type} event's object needs {field!r} as {names}."
     return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _rejected(field: str, message: str) -> JsonResponse:
