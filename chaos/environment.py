@@ -118,7 +118,8 @@ def _admin(server_url: str, statement: str) -> None:
         port=parts.port or 5432,
         user=parts.username,
         password=parts.password,
-        dbname=parts.path.lstrip("/") or "postgres",
+        dbname="postgres",  # the server's maintenance database, as Django's test runner uses it: the
+        # database DATABASE_URL names need not exist
         autocommit=True,  # CREATE/DROP DATABASE cannot run in a transaction
     ) as connection:
         connection.execute(statement)
