@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 from django.db.models import Model
 
-from jobkit.breaker import Permit, breaker_for
+from jobkit.breaker import CircuitOpen, Permit, breaker_for
 from jobkit.errors import PermanentError, TransientError, is_outage
 
 # HTTP statuses that mean "the same request may work later" without blaming the service.
@@ -41,9 +41,23 @@ _SMTP_OUTAGE = {421, 451}
 
 @contextmanager
 def outside_call(service: str) -> Iterator[Permit]:
-    """Run one call to `service` under its circuit breaker; an open breaker raises CircuitOpen."""
-    with breaker_for(service).guard(is_outage) as permit:
-        yield permit
+    """Run one call to `service` under its circuit breaker; an open breaker raises CircuitOpen.
+
+    So does a failed probe. The half-open breaker lets one call through to test the service; when the
+    outage goes on, the breaker opens again, and the job that probed waits for the next probe like every
+    other job (until JOB_DEFER_DEADLINE_SECONDS), instead of spending a retry on each: with no other
+    traffic one job takes every probe, and would die a few cooldowns into the outage.
+    """
+    breaker = breaker_for(service)
+    probe = False
+    try:
+        with breaker.guard(is_outage) as permit:
+            probe = permit.probe
+            yield permit
+    except Exception as exc:
+        if probe and is_outage(exc):
+            raise CircuitOpen(service, breaker.cooldown_seconds) from exc
+        raise
 
 
 def no_answer(service: str, detail: object) -> TransientError:
