@@ -104,7 +104,7 @@ class Campaign:
         requests = load.plan(rng, self.sizes.orders, self.sizes.signups, window, faults, skus, plans)
         self.say(f"fault window {window:.0f} s; schedule:")
         for fault in faults:
-            self.say(f"  {fault.describe()}")
+            self.say(f"  {fault.describe(shared_broker=not self.stack.own_redis)}")
 
         sandbox.set_fault("webhooks", duplicate=WEBHOOK_DUPLICATES, shuffle=True)
         self.injected = 1  # the webhook faults, on for the whole window
@@ -193,7 +193,7 @@ class Campaign:
         try:
             for at, starting, fault in events:
                 time.sleep(max(0.0, at - self._now()))
-                what = schedule.DESCRIPTIONS[fault.kind].format(target=fault.target)
+                what = fault.what(shared_broker=not self.stack.own_redis)
                 self.say(f"{self._now():6.1f}s  {'' if starting else 'end: '}{what}")
                 try:
                     if starting:
@@ -229,7 +229,8 @@ class Campaign:
         elif kind == "broker_flush":
             self.stack.flush_broker()
         elif kind == "broker_down":
-            self.broker_down.append((time.time(), time.time() + fault.duration))
+            if self.stack.own_redis:  # a shared server only had its connections cut: never down
+                self.broker_down.append((time.time(), time.time() + fault.duration))
             self.stack.stop_broker()
         elif kind == "database_blip":
             self._blip_stop.clear()

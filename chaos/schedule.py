@@ -29,6 +29,7 @@ DATABASE_BLIP = 5.0
 BREAKER_MARGIN = 5.0
 
 CRASH_POINTS = ("after_gateway_charge", "mid_billing_batch", "after_gateway_refund")
+ARMED_FOR = 12.0  # seconds a crash point stays armed at least before another arming replaces it
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,14 @@ class Fault:
     def until(self) -> float:
         return self.at + self.duration
 
-    def describe(self) -> str:
-        what = DESCRIPTIONS[self.kind].format(target=self.target)
+    def what(self, shared_broker: bool = False) -> str:
+        """`shared_broker`: REDIS_URL names a server the campaign may not restart."""
+        kind = "broker_cut" if shared_broker and self.kind == "broker_down" else self.kind
+        return DESCRIPTIONS[kind].format(target=self.target)
+
+    def describe(self, shared_broker: bool = False) -> str:
         span = f"{self.at:6.1f}s-{self.until:.1f}s" if self.duration else f"{self.at:6.1f}s"
-        return f"{span:16} {what}"
+        return f"{span:16} {self.what(shared_broker)}"
 
 
 DESCRIPTIONS = {
@@ -65,6 +70,7 @@ DESCRIPTIONS = {
     "smtp_outage": "SMTP outage (421 at connect)",
     "broker_flush": "broker FLUSHALL",
     "broker_down": "broker killed, restarted empty on the same port",
+    "broker_cut": "broker: every connection to the campaign's database cut, the database emptied",
     "database_blip": "PostgreSQL: worker connections terminated every 0.5 s",
     "kill": "SIGKILL worker {target} (its whole process group)",
     "arm": "arm crash point {target} in the billing workers (killed to restart with it)",
@@ -113,7 +119,10 @@ def draw(rng: random.Random, window: float, kills: int, workers: list[str], post
         faults.append(Fault("kill", _start(rng, window, 0), target=rng.choice(workers)))
     # Each crash point armed where it will be reached soon: a charge outside the outage, the billing run
     # as it starts, a refund once rejections begin.
-    charge_at = _start(rng, window, 0, latest=0.6 * window, avoid=[near_outage])
+    # Arming restarts the billing workers with another crash point: keep the first arming clear of the
+    # others for long enough that the workers are back and charging (they start in a few seconds).
+    others = [(at - ARMED_FOR, at + ARMED_FOR) for at in (billing_at - 1, rejections.at)]
+    charge_at = _start(rng, window, 0, avoid=[near_outage, *others])
     faults += [
         Fault("arm", charge_at, target="after_gateway_charge"),
         Fault("arm", round(billing_at - 1, 1), target="mid_billing_batch"),
