@@ -85,8 +85,22 @@ def fault_window(orders: int, signups: int) -> float:
     return 90.0 + 0.1 * (orders + signups)
 
 
+class NoRoom(ValueError):
+    """A fault did not fit where the schedule drawn so far leaves room for it."""
+
+
 def draw(rng: random.Random, window: float, kills: int, workers: list[str], postgres: bool) -> list[Fault]:
-    """The schedule, in start order."""
+    """The schedule, in start order. Faults placed early can leave a later one no room (a few seeds in a
+    hundred at the smallest window): then the whole schedule is drawn again, from the same generator."""
+    for _ in range(100):
+        try:
+            return _draw(rng, window, kills, workers, postgres)
+        except NoRoom:
+            continue
+    raise NoRoom(f"no schedule fits a {window:.0f} s window")
+
+
+def _draw(rng: random.Random, window: float, kills: int, workers: list[str], postgres: bool) -> list[Fault]:
     # The billing run starts early: its batches queue on the billing workers ahead of later charges.
     billing_at = _start(rng, window, 0, earliest=0.05 * window, latest=0.25 * window)
     # Registrations rejected in the second half, with sign-ups charged just before and during it, and
@@ -99,15 +113,20 @@ def draw(rng: random.Random, window: float, kills: int, workers: list[str], post
     rejecting = (rejections.at - 5, rejections.until)
     outage = Fault("gateway_outage", _start(rng, window, GATEWAY_OUTAGE, avoid=[rejecting]), GATEWAY_OUTAGE)
     near_outage = (outage.at - BREAKER_MARGIN, outage.until + BREAKER_MARGIN)
-    calm = [near_outage, rejecting]
+    # Each crash point armed where it will be reached soon: the billing run as it starts, a refund once
+    # rejections begin, a charge outside the outage. Arming restarts the billing workers with the point:
+    # each stays armed ARMED_FOR seconds at least, for the restarted workers (up in a few seconds) to
+    # reach it, with no other arming, dropped call or broker fault in between.
+    others = [(at - ARMED_FOR, at + ARMED_FOR) for at in (billing_at - 1, rejections.at)]
+    charge_at = _start(rng, window, 0, latest=window - ARMED_FOR, avoid=[near_outage, *others])
+    calm = [near_outage, rejecting, (charge_at, charge_at + ARMED_FOR)]
     flush = Fault("broker_flush", _start(rng, window, 0, avoid=calm))
     down_at = _start(rng, window, BROKER_DOWN, avoid=[*calm, (flush.at - 2, flush.at + 2)])
-    down = Fault("broker_down", down_at, BROKER_DOWN)
     faults = [
         outage,
         rejections,
         flush,
-        down,
+        Fault("broker_down", down_at, BROKER_DOWN),
         Fault("gateway_drops", _start(rng, window, GATEWAY_DROPS, avoid=calm), GATEWAY_DROPS),
         Fault("carrier_slow", _start(rng, window, CARRIER_SLOW), CARRIER_SLOW),
         Fault("mail_errors", _start(rng, window, MAIL_ERRORS), MAIL_ERRORS),
@@ -117,12 +136,6 @@ def draw(rng: random.Random, window: float, kills: int, workers: list[str], post
         faults.append(Fault("database_blip", _start(rng, window, DATABASE_BLIP), DATABASE_BLIP))
     for _ in range(kills):
         faults.append(Fault("kill", _start(rng, window, 0), target=rng.choice(workers)))
-    # Each crash point armed where it will be reached soon: a charge outside the outage, the billing run
-    # as it starts, a refund once rejections begin.
-    # Arming restarts the billing workers with another crash point: keep the first arming clear of the
-    # others for long enough that the workers are back and charging (they start in a few seconds).
-    others = [(at - ARMED_FOR, at + ARMED_FOR) for at in (billing_at - 1, rejections.at)]
-    charge_at = _start(rng, window, 0, avoid=[near_outage, *others])
     faults += [
         Fault("arm", charge_at, target="after_gateway_charge"),
         Fault("arm", round(billing_at - 1, 1), target="mid_billing_batch"),
@@ -147,4 +160,4 @@ def _start(
         at = round(rng.uniform(earliest, latest), 1)
         if all(at + duration <= start or at >= end for start, end in avoid or []):
             return at
-    raise ValueError(f"no room for a {duration:.0f} s fault in a {window:.0f} s window")
+    raise NoRoom(f"no room for a {duration:.0f} s fault in a {window:.0f} s window")
