@@ -35,7 +35,7 @@ from contextlib import contextmanager
 
 from django.db.models import Model
 
-from jobkit.breaker import Permit, breaker_for
+from jobkit.breaker import CircuitOpen, Permit, breaker_for
 from jobkit.errors import PermanentError, TransientError, is_outage
 from jobkit.ratelimit import RateLimited, limiter_for
 
@@ -52,17 +52,30 @@ def outside_call(service: str) -> Iterator[Permit]:
     An open breaker raises CircuitOpen and a turn too far off raises RateLimited, before anything is
     sent. The breaker is asked first, so calls it turns away take no turn from the limiter; a 429
     (RateLimited from the block) slows the limiter down and counts for the breaker as no failure.
+
+    A failed probe raises CircuitOpen too. The half-open breaker lets one call through to test the
+    service; when the outage goes on, the breaker opens again, and the job that probed waits for the next
+    probe like every other job (until JOB_DEFER_DEADLINE_SECONDS), instead of spending a retry on each:
+    with no other traffic one job takes every probe, and would die a few cooldowns into the outage.
     """
     limiter = limiter_for(service)
-    with breaker_for(service).guard(is_outage) as permit:
-        if limiter is not None:
-            limiter.acquire()  # sleeps for a near turn
-        try:
-            yield permit
-        except RateLimited:
+    breaker = breaker_for(service)
+    probe = False
+    try:
+        with breaker.guard(is_outage) as permit:
+            probe = permit.probe
             if limiter is not None:
-                limiter.slow_down()
-            raise
+                limiter.acquire()  # sleeps for a near turn
+            try:
+                yield permit
+            except RateLimited:
+                if limiter is not None:
+                    limiter.slow_down()
+                raise
+    except Exception as exc:
+        if probe and is_outage(exc):
+            raise CircuitOpen(service, breaker.cooldown_seconds) from exc
+        raise
 
 
 def no_answer(service: str, detail: object) -> TransientError:

@@ -47,10 +47,10 @@ def test_gateway_outage_with_four_worker_processes(client, workers, catalogue):
     probes = len(half_opened(breaker))
     calls = workers.sandbox.stats()["payments"]["received"]
     assert THRESHOLD <= calls <= THRESHOLD + probes
-    # A retry is spent only per call that met the failing gateway (the last may still be in flight);
-    # the jobs the breaker turned away spent none.
+    # A retry is spent only per call that met the failing gateway while the breaker was closed (the last
+    # may still be in flight); a failed probe spent none, nor did the jobs the breaker turned away.
     spent = list(charge_jobs.values_list("retries", flat=True))
-    assert calls - 1 <= sum(spent) <= calls
+    assert calls - probes - 1 <= sum(spent) <= calls - probes
     assert spent.count(0) >= ORDERS - calls
     assert charge_jobs.filter(status="dead").count() == 0
     # half-open admits a single probe: every half-open period ends before the next begins
@@ -102,3 +102,25 @@ def test_a_job_deferred_past_the_deadline_goes_to_dead_letters(client, workers, 
     breaker.reset()
     dead_letters.requeue([charge])
     wait_for_order(order_id, "completed")
+
+
+def test_a_job_alone_through_a_long_outage_waits_for_it_to_end(client, e2e, catalogue, wait_for_order):
+    """Found by the fault campaign (`make chaos`): with no other traffic, the one job takes every half-open
+    probe. A failed probe tells the breaker the outage goes on; it must not spend the job's retries, or
+    the job dies a few cooldowns into an outage instead of waiting for it (JOB_DEFER_DEADLINE_SECONDS)."""
+    breaker = breaker_for("payments")
+    e2e.sandbox.set_fault("payments", outage=True)
+    body = {"email": "ada@example.com", "items": [{"sku": "TEA-EARL", "quantity": 1}]}
+    body["payment_method"] = "pm_card_visa"
+    order_id = client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
+    charge = JobRun.objects.filter(name="orders.charge_order")
+
+    # more probes than the job has retries (its first THRESHOLD failures, which opened the breaker, spent
+    # as many retries)
+    probes = jobs.charge_order.max_retries + 2
+    wait_for(lambda: len(half_opened(breaker)) >= probes, 60, lambda: f"{charge.first()}\n{e2e.logs()}")
+    assert charge.get().status != "dead", charge.get().last_error
+    e2e.sandbox.set_fault("payments", outage=False)
+    wait_for_order(order_id, "completed", timeout=60)
+    assert charge.get().retries <= THRESHOLD  # spent by the calls that met the gateway while closed
+    assert len(e2e.sandbox.payment_intents()) == 1
