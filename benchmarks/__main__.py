@@ -6,7 +6,7 @@ import argparse
 import datetime
 import json
 
-from benchmarks.stack import BENCH_DIR, bench_stack  # first: points Django at the benchmark database
+from benchmarks.stack import BENCH_DIR, bench_stack, fresh_bench_dir  # first: Django's database
 
 
 def main() -> None:
@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")
     parser.add_argument("--raw-charges", type=int, default=5000, help="raw SDK charges for the baseline")
     args = parser.parse_args()
+    fresh_bench_dir()
     chosen = set(args.only.split(","))
     results: dict[str, object] = {}
     if chosen & {"checkout", "pipeline", "outage"}:

@@ -16,8 +16,7 @@ from devstack.runtime import VAR_DIR
 from envconfig import env_str
 
 BENCH_DIR = VAR_DIR / "bench"
-shutil.rmtree(BENCH_DIR, ignore_errors=True)
-BENCH_DIR.mkdir(parents=True)
+BENCH_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["DATABASE_URL"] = env_str("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'bench.sqlite3'}")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
@@ -29,6 +28,14 @@ from django.core.management import call_command  # noqa: E402
 
 from devstack import processes  # noqa: E402
 from sandbox.testing import SandboxControl  # noqa: E402
+
+
+def fresh_bench_dir() -> None:
+    """Start from an empty var/bench. Called by the benchmark's main, not at import: the processes it
+    spawns (the raw-charge baseline) import this module too, and wiping the directory under a running
+    stack takes its database with it."""
+    shutil.rmtree(BENCH_DIR, ignore_errors=True)
+    BENCH_DIR.mkdir(parents=True)
 
 
 @dataclass
