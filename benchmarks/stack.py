@@ -46,8 +46,10 @@ class BenchStack:
     log_dir: Path
     worker: processes.Child
 
-    def restart_worker(self) -> None:
+    def restart_worker(self, **env: str) -> None:
+        """A fresh worker process, with `env` over the stack's environment (a setting under test)."""
         self.worker.stop()
+        self.worker.env = {**self.env, **env}
         self.worker.start()
         processes.wait_until(lambda: "ready." in self.worker.output_tail(), 60, "the worker", self.worker)
 
