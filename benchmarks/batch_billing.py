@@ -1,6 +1,12 @@
 """Batch billing throughput and memory: subscriptions billed per second for each size, against raw SDK
-charges to the same sandbox at the same concurrency (the worker's 2 processes), and the billing worker's
-peak RSS per size (each size gets a fresh worker, so the peaks compare)."""
+charges to the same sandbox at the same concurrency (the worker's 2 processes, each with
+GATEWAY_CALLS_IN_FLIGHT threads), and the billing worker's peak RSS per size (each size gets a fresh
+worker, so the peaks compare). The sizes measure the shop's own cost per subscription: the sandbox answers
+at once and no rate limiter paces the calls.
+
+At the limit (`run_at_limit`): billed per second against the rate the run may go at, with the gateway
+answering each call after a latency (the sandbox's `latency_ms` fault), our limiter at a rate, and the
+sandbox enforcing a rate limit of its own (`rate_limit_per_second`) or none."""
 
 from __future__ import annotations
 
@@ -8,10 +14,14 @@ import datetime
 import multiprocessing
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from django.conf import settings
 
 from benchmarks.stack import BenchStack
 from devstack import processes
+from jobkit.ratelimit import reset_limiter
 from shop.factories import seed_plans
 from subscriptions import renewals
 from subscriptions.models import BillingRun, Plan, Subscription
@@ -51,7 +61,8 @@ def peak_rss_mb(worker: processes.Child) -> float:
     return max(peaks, default=0) / 1024
 
 
-def run_size(stack: BenchStack, size: int, due: datetime.date) -> dict[str, float]:
+def bill(size: int, due: datetime.date) -> float:
+    """Bill `size` new subscriptions due on `due` through a billing run; the seconds it took."""
     plan = next(p for p in seed_plans() if p.code == "coffee-monthly")
     make_due_subscriptions(plan, size, due)
     start = time.perf_counter()
@@ -62,6 +73,11 @@ def run_size(stack: BenchStack, size: int, due: datetime.date) -> dict[str, floa
     run.refresh_from_db()
     if run.subscriptions_billed != size:
         raise RuntimeError(f"billed {run.subscriptions_billed} of {size}")
+    return elapsed
+
+
+def run_size(stack: BenchStack, size: int, due: datetime.date) -> dict[str, float]:
+    elapsed = bill(size, due)
     return {
         "size": size,
         "billed_per_s": size / elapsed,
@@ -70,24 +86,58 @@ def run_size(stack: BenchStack, size: int, due: datetime.date) -> dict[str, floa
     }
 
 
-def _charge_loop(api_base: str, count: int) -> None:
+# (our limiter, the gateway's limit; 0: none): Stripe's test-mode and live-mode limits, then our limit
+# set above a gateway's that enforces it, where every 429 slows the limiter down.
+LIMIT_VARIANTS = ((25, 0), (100, 0), (30, 25))
+
+
+def run_at_limit(
+    stack: BenchStack, size: int, due: datetime.date, our_limit: int, gateway_limit: int, latency_ms: int
+) -> dict[str, float]:
+    """Bill `size` subscriptions with our limiter at `our_limit` calls/s, the sandbox answering each
+    payments call after `latency_ms` and enforcing `gateway_limit` calls/s (0: no limit)."""
+    stack.restart_worker(GATEWAY_RATE_LIMIT_PER_SECOND=str(our_limit))
+    reset_limiter("payments")
+    stack.sandbox.set_fault("payments", latency_ms=latency_ms, rate_limit_per_second=gateway_limit)
+    refused_before = stack.sandbox.stats()["payments"]["rejected"]
+    try:
+        elapsed = bill(size, due)
+    finally:
+        stack.sandbox.clear_faults()
+    limit = min(our_limit, gateway_limit or our_limit)
+    return {
+        "size": size,
+        "our_limit": our_limit,
+        "gateway_limit": gateway_limit,
+        "latency_ms": latency_ms,
+        "billed_per_s": size / elapsed,
+        "of_limit": size / elapsed / limit,
+        "seconds": elapsed,
+        "refused_429": stack.sandbox.stats()["payments"]["rejected"] - refused_before,
+    }
+
+
+def _charge_loop(api_base: str, count: int, threads: int) -> None:
     import stripe
 
     client = stripe.StripeClient("sk_sandbox_bench", base_addresses={"api": api_base}, max_network_retries=0)
-    for _ in range(count):
+
+    def charge(_: int) -> None:
         client.v1.payment_intents.create(
             {"amount": 2400, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True},
             {"idempotency_key": uuid.uuid4().hex},
         )
 
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(charge, range(count)))
+
 
 def raw_charge_rate(stack: BenchStack, charges: int, concurrency: int = 2) -> float:
-    """Charges per second straight through the SDK, `concurrency` processes like the worker's pool."""
+    """Charges per second straight through the SDK, `concurrency` processes like the worker's pool, each
+    with as many threads as a billing batch keeps calls in flight."""
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_charge_loop, args=(stack.sandbox.api_base, charges // concurrency))
-        for _ in range(concurrency)
-    ]
+    args = (stack.sandbox.api_base, charges // concurrency, settings.GATEWAY_CALLS_IN_FLIGHT)
+    workers = [context.Process(target=_charge_loop, args=args) for _ in range(concurrency)]
     start = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -97,7 +147,10 @@ def raw_charge_rate(stack: BenchStack, charges: int, concurrency: int = 2) -> fl
 
 
 def report(results: list[dict[str, float]], raw: float) -> str:
-    lines = [f"Batch billing (worker: 2 processes; raw SDK charges, 2 processes: {raw:.1f}/s)"]
+    lines = [
+        f"Batch billing (worker: 2 processes x {settings.GATEWAY_CALLS_IN_FLIGHT} calls in flight, no rate "
+        f"limiter; raw SDK charges, as many at once: {raw:.1f}/s)"
+    ]
     for r in results:
         lines.append(
             f"  {int(r['size']):>7} subscriptions  {r['billed_per_s']:7.1f} billed/s  ({r['seconds']:.0f} s)"
@@ -106,4 +159,20 @@ def report(results: list[dict[str, float]], raw: float) -> str:
     if len(results) > 1:
         growth = results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
         lines.append(f"  peak RSS, largest/smallest size: {growth:.2f}x")
+    return "\n".join(lines)
+
+
+def report_at_limit(results: list[dict[str, float]]) -> str:
+    first, in_flight = results[0], settings.GATEWAY_CALLS_IN_FLIGHT
+    lines = [
+        f"Batch billing at the gateway's rate limit ({int(first['size'])} subscriptions a run, gateway "
+        f"latency {int(first['latency_ms'])} ms, 2 worker processes x {in_flight} calls in flight)"
+    ]
+    for r in results:
+        gateway = f"{int(r['gateway_limit'])}/s" if r["gateway_limit"] else "unlimited"
+        lines.append(
+            f"  our limiter {int(r['our_limit']):>3}/s, gateway {gateway:>9}: "
+            f"{r['billed_per_s']:6.1f} billed/s  ({r['of_limit']:.0%} of the limit, {r['seconds']:.0f} s)  "
+            f"429s: {int(r['refused_429'])}"
+        )
     return "\n".join(lines)

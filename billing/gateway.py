@@ -28,6 +28,17 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class ChargeRequest:
+    """One PaymentIntent to create and confirm: plain values, so the call can run in any thread."""
+
+    amount_minor: int
+    currency: str
+    payment_method: str
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ChargeOutcome:
     succeeded: bool
     payment_intent_id: str
@@ -39,7 +50,10 @@ class ChargeOutcome:
 def _client(api_key: str, api_base: str | None, timeout: float) -> stripe.StripeClient:
     base = {"api": api_base} if api_base else None
     # max_network_retries=0: SDK retries under the job's retries multiply the calls a down gateway gets,
-    # and hide each failure from the circuit breaker.
+    # and hide each failure from the circuit breaker. One client serves every thread of a process (a
+    # billing batch's calls): a StripeClient keeps no per-request state, and RequestsClient keeps one
+    # requests.Session per thread (threading.local, stripe-python PRs #531 and #534), since a Session is
+    # not thread-safe.
     http = stripe.RequestsClient(timeout=timeout)
     return stripe.StripeClient(api_key, base_addresses=base, max_network_retries=0, http_client=http)
 
@@ -48,22 +62,21 @@ def client() -> stripe.StripeClient:
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
 
 
-def charge(
-    *, amount_minor: int, currency: str, payment_method: str, idempotency_key: str, metadata: dict[str, str]
-) -> ChargeOutcome:
+def charge(request: ChargeRequest) -> ChargeOutcome:
     """Create and confirm a PaymentIntent. The same key always yields the same single charge."""
     params = {
-        "amount": amount_minor,
-        "currency": currency.lower(),
-        "payment_method": payment_method,
+        "amount": request.amount_minor,
+        "currency": request.currency.lower(),
+        "payment_method": request.payment_method,
         "confirm": True,
-        "metadata": metadata,
+        "metadata": request.metadata,
         "payment_method_types": ["card"],
     }
-    with outside_call("payments"):  # an open breaker raises CircuitOpen: the gateway is not called
+    # An open breaker raises CircuitOpen, a turn of the rate limiter too far off RateLimited: no call.
+    with outside_call("payments"):
         try:
             intent = client().v1.payment_intents.create(
-                params=params, options={"idempotency_key": idempotency_key}
+                params=params, options={"idempotency_key": request.idempotency_key}
             )
         except stripe.CardError as exc:  # a decline is the gateway working normally
             error = exc.error

@@ -1,18 +1,24 @@
 """Collecting an invoice exactly once (pattern 2, the idempotent charge), and refunds.
 
 Charging is three steps, each committed on its own:
-1. commit a PaymentAttempt (or find the one already in flight for this invoice);
+1. commit a PaymentAttempt (`open_attempt`: or find the one already in flight for this invoice);
 2. call the gateway with the attempt's Idempotency-Key;
 3. record the outcome (and let the owner of the invoice react) in one transaction.
 A crash anywhere repeats from step 1, finds the same pending attempt, re-sends the same key and gets
 the gateway's saved answer: one charge, recorded once. Whether the invoice's owner still wants a
 payment, and what it does once one is recorded, is the owner's business (`billing/owners.py`).
+
+`charge_invoice` takes one invoice through the three steps. A job with many (a billing batch) takes the
+same steps in bulk: `open_attempt` for each invoice inside one transaction it commits, `send_attempts`
+for the calls, many in flight, and `record_outcomes` for each lot of answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,27 +26,24 @@ from billing import gateway, owners
 from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
-from jobkit.outside import fit
+from jobkit.outside import call_concurrently, fit
 
 
 def charge_invoice(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
     """Collect an invoice once; the owner hears of the outcome in the transaction that records it."""
-    attempt = _open_attempt(invoice_id, payment_method)
+    attempt = open_attempt(invoice_id, payment_method)
     if attempt is None or attempt.status != PaymentAttempt.Status.PENDING:
         return attempt  # already settled by an earlier run, or no longer wanted by the invoice's owner
-    outcome = gateway.charge(
-        amount_minor=attempt.amount_minor,
-        currency=attempt.currency,
-        payment_method=attempt.payment_method,
-        idempotency_key=attempt.idempotency_key,
-        metadata=attempt.invoice.payment_metadata(),
-    )
+    outcome = gateway.charge(charge_request(attempt))
     crash_point("after_gateway_charge")  # test hook: the gateway charged, nothing recorded yet
     return _record_outcome(attempt.pk, outcome)
 
 
 @transaction.atomic
-def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
+def open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
+    """The invoice's pending attempt (opened now, or the one in flight), or its settled one; None if it
+    never had one and its owner wants no payment. Committed on return, or with the caller's transaction
+    when called inside one (a billing batch commits all of its attempts at once)."""
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     if invoice.status == Invoice.Status.PAID:
         return invoice.attempts.get(status=PaymentAttempt.Status.SUCCEEDED)
@@ -56,6 +59,43 @@ def _open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None
     return PaymentAttempt.objects.create(
         invoice=invoice, amount=invoice.amount, currency=invoice.currency, payment_method=payment_method
     )
+
+
+def charge_request(attempt: PaymentAttempt) -> gateway.ChargeRequest:
+    """What the gateway is sent for an attempt. Built where the database is at hand (it reads the
+    invoice), so the call itself can run in any thread."""
+    return gateway.ChargeRequest(
+        amount_minor=attempt.amount_minor,
+        currency=attempt.currency,
+        payment_method=attempt.payment_method,
+        idempotency_key=attempt.idempotency_key,
+        metadata=attempt.invoice.payment_metadata(),
+    )
+
+
+def send_attempts(
+    attempts: list[PaymentAttempt],
+) -> Iterator[list[tuple[PaymentAttempt, gateway.ChargeOutcome]]]:
+    """Send committed pending attempts to the gateway, GATEWAY_CALLS_IN_FLIGHT at a time, each through
+    the breaker and the rate limiter, and yield the answers as they come back (`call_concurrently`:
+    the first failed call stops the rest and is raised once the answers in flight were yielded)."""
+    prepared = {attempt.pk: charge_request(attempt) for attempt in attempts}  # in this thread: reads rows
+    # Calls start only within half of what the soft time limit leaves after a call's timeout (20 s of
+    # 60 - 20 by default); the other half is for recording. The rest go out in the job's next run.
+    start_within = (settings.CELERY_TASK_SOFT_TIME_LIMIT - settings.STRIPE_TIMEOUT_SECONDS) / 2
+    yield from call_concurrently(
+        lambda attempt: gateway.charge(prepared[attempt.pk]),
+        attempts,
+        threads=settings.GATEWAY_CALLS_IN_FLIGHT,
+        start_within=start_within,
+    )
+
+
+@transaction.atomic
+def record_outcomes(answered: Iterable[tuple[PaymentAttempt, gateway.ChargeOutcome]]) -> None:
+    """Record a lot of answers in one transaction (each as `charge_invoice` records its one)."""
+    for attempt, outcome in answered:
+        _record_outcome(attempt.pk, outcome)
 
 
 @transaction.atomic

@@ -8,7 +8,9 @@ acknowledgement, exactly like a power cut. Unset, a crash point costs one enviro
 
 Points: `after_gateway_charge` (billing/payments.py: the gateway charged, the result is not recorded);
 `after_gateway_refund` (billing/payments.py: the gateway refunded, the refund is not recorded);
-`mid_billing_batch` (subscriptions/renewals.py: one subscription of a batch billed, the rest not yet).
+`after_billing_batch_staged` (subscriptions/renewals.py: a billing batch's invoices and payment attempts
+committed, no call made); `after_billing_batch_called` (subscriptions/renewals.py: the gateway answered a
+billing batch's first calls, none recorded, others still in flight).
 
 SHOP_FAIL_AT=<point> makes `fail_point("<point>")` raise PermanentError every time it is reached, for a
 step with no outside service whose permanent failure a test must provoke. Point: `grant_entitlement`

@@ -26,17 +26,24 @@ spending a retry, and the limiter slows down.
 
 Text an outside service sends us (a decline message, an id) goes into our columns through `fit`, so a
 longer value than we expected never makes the recording transaction fail again and again.
+
+A job with many calls to make (a billing batch) keeps several in flight with `call_concurrently`; each
+still goes through `outside_call`, and the job still decides about a failed one as about a single call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import TypeVar
 
 from django.db.models import Model
 
 from jobkit.breaker import CircuitOpen, Permit, breaker_for
-from jobkit.errors import PermanentError, TransientError, is_outage
+from jobkit.errors import Deferred, PermanentError, TransientError, is_outage
 from jobkit.ratelimit import RateLimited, limiter_for
 
 # Stripe counts calls per second: after a 429, the next window starts within a second.
@@ -76,6 +83,71 @@ def outside_call(service: str) -> Iterator[Permit]:
         if probe and is_outage(exc):
             raise CircuitOpen(service, breaker.cooldown_seconds) from exc
         raise
+
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+class _NotStarted(Exception):
+    """A call skipped because an earlier one failed."""
+
+
+def call_concurrently(
+    call: Callable[[Item], Answer], items: Sequence[Item], *, threads: int, start_within: float
+) -> Iterator[list[tuple[Item, Answer]]]:
+    """Make `call(item)` for every item, up to `threads` at a time, and yield the answers as they come
+    back: all those that came back since the last yield, in one list, for the caller to record in one
+    transaction.
+
+    The calls run in a pool of threads, so `call` must not touch the database (Django's connections are
+    per thread): build what it needs before, and record what it returns, in the caller's thread.
+
+    The first call that raises stops new calls from starting; once the calls in flight have ended and
+    their answers were yielded, its exception is raised, for the job to decide about as about a single
+    call (defer, retry or dead letter). Calls not started within `start_within` seconds are not made
+    either: a `Deferred` then sends the job again at once to make them, rather than let it run into the
+    task's time limit.
+    """
+    if not items:
+        return
+    stop = threading.Event()
+    deadline = time.monotonic() + start_within
+
+    def guarded(item: Item) -> Answer:
+        if stop.is_set():
+            raise _NotStarted
+        if time.monotonic() > deadline:
+            stop.set()
+            raise Deferred(f"calls not started within {start_within:g}s are left for the job's next run", 0)
+        try:
+            return call(item)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="outside-call")
+    futures = {pool.submit(guarded, item): item for item in items}
+    first_error: BaseException | None = None
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            answered = []
+            for future in done:
+                error = future.exception()
+                if error is None:
+                    answered.append((futures[future], future.result()))
+                elif not isinstance(error, _NotStarted):
+                    first_error = first_error or error
+            if answered:
+                yield answered
+    finally:
+        # Also when the caller stops early (a time limit, a failed recording): no call starts after it.
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+    if first_error is not None:
+        raise first_error
 
 
 def no_answer(service: str, detail: object) -> TransientError:

@@ -136,6 +136,10 @@ def _turn(name: str) -> threading.Lock:
     return _turns.setdefault(name, threading.Lock())
 
 
+def _key(name: str) -> str:
+    return f"ratelimit:{name}"
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -164,7 +168,7 @@ class RateLimiter:
         self.rate_per_second = rate_per_second
         self.max_wait_seconds = max_wait_seconds
         self.hold_seconds = hold_seconds
-        self.key = f"ratelimit:{name}"
+        self.key = _key(name)
         numbers = (rate_per_second, burst, recovery_seconds, min_rate_per_second)
         self._config = [repr(float(n)) for n in numbers]
         self._acquire = redis.register_script(_PRELUDE + _ACQUIRE)
@@ -217,6 +221,11 @@ class RateLimiter:
     def reset(self) -> None:
         """Forget everything: turns, slow-downs and counters (tests, admin)."""
         self.redis.delete(self.key)
+
+
+def reset_limiter(service: str) -> None:
+    """Forget a service's limiter state (tests, benchmarks), whatever this process's settings say."""
+    state_client(settings.REDIS_URL).delete(_key(service))
 
 
 def limiter_for(service: str) -> RateLimiter | None:

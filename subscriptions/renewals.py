@@ -7,6 +7,10 @@ each page as a BillingBatch: an id range billed by one job. Each subscription's 
 (unique per subscription and period) charged through the idempotent charge service, so re-running a
 batch or a whole run bills nobody twice. Counters are recomputed from the invoices, never incremented,
 so they stay exact when a batch is retried: each batch counts its own id range, the run sums its batches.
+
+A batch bills at the gateway's rate limit, not at one call at a time: it stages (one transaction commits
+every member's invoice and payment attempt, whose key the call will carry), then calls (many in flight,
+each through the breaker and the rate limiter), then records the answers as they come back.
 """
 
 from __future__ import annotations
@@ -76,30 +80,53 @@ def plan_run(run_id: int) -> None:
 
 
 def bill_batch(batch_id: int) -> None:
-    """Bill every subscription of one batch; re-running it skips what is already billed."""
+    """Bill every subscription of one batch: stage, call, record. Re-running it skips what is billed.
+
+    Pattern 2 in bulk: every call's attempt is committed before the call, so a crash anywhere re-runs the
+    batch, which stages the same invoices and pending attempts, re-sends the same keys and records the
+    gateway's saved answers. A call that fails, or must wait (an open breaker, the rate limit), stops the
+    batch from starting more; what came back is recorded, and the job retries or is deferred as a
+    single charge would be, leaving the rest pending for its next run.
+    """
     batch = BillingBatch.objects.select_related("run").get(pk=batch_id)
     if batch.status == BillingBatch.Status.DONE:
         return
-    run = batch.run
-    members = due_subscriptions(run.billing_date).filter(id__gt=batch.after_id, id__lte=batch.last_id)
-    for subscription in members.select_related("plan").order_by("id").iterator(chunk_size=200):
-        bill_subscription(subscription, run)
-        crash_point("mid_billing_batch")  # test hook: the worker dies with the batch half billed
+    attempts = stage_batch(batch)
+    crash_point("after_billing_batch_staged")  # test hook: invoices and attempts committed, nothing called
+    for answered in payments.send_attempts(attempts):
+        crash_point("after_billing_batch_called")  # test hook: the gateway answered, nothing recorded
+        # settle_renewal moves each period on, or makes the subscription past due with reminders
+        payments.record_outcomes(answered)
     count_batch(batch)
     BillingBatch.objects.filter(pk=batch.pk).update(status=BillingBatch.Status.DONE)
-    refresh_counters(run.pk)
+    refresh_counters(batch.run_id)
 
 
-def bill_subscription(subscription: Subscription, run: BillingRun) -> None:
+@transaction.atomic
+def stage_batch(batch: BillingBatch) -> list[PaymentAttempt]:
+    """Every due member's period invoice and payment attempt, committed together before any call; returns
+    the attempts still to send (pending: opened now, or left by an earlier run)."""
+    run = batch.run
+    members = due_subscriptions(run.billing_date).filter(id__gt=batch.after_id, id__lte=batch.last_id)
+    to_send = []
+    for subscription in members.select_related("plan").order_by("id"):  # a batch: BILLING_BATCH_SIZE rows
+        attempt = stage_renewal(subscription, run)
+        if attempt is not None and attempt.status == PaymentAttempt.Status.PENDING:
+            to_send.append(attempt)
+    return to_send
+
+
+def stage_renewal(subscription: Subscription, run: BillingRun) -> PaymentAttempt | None:
+    """The due period's invoice and its payment attempt; a subscription cancelled at period end ends."""
     if subscription.cancel_at_period_end:
         Subscription.objects.filter(pk=subscription.pk).update(
             status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
         )
-        return
+        return None
     period = issue_period_invoice(subscription, subscription.current_period_end, billing_run=run)
-    if period.invoice.status == Invoice.Status.OPEN:
-        # pattern 2: settle_renewal moves the period on, or makes the subscription past due with reminders
-        payments.charge_invoice(period.invoice_id, subscription.payment_method)
+    if period.invoice.status != Invoice.Status.OPEN:
+        return None
+    return payments.open_attempt(period.invoice_id, subscription.payment_method)
 
 
 def mark_batch_failed(batch_id: int) -> None:

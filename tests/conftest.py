@@ -15,8 +15,8 @@ from devstack import processes
 from devstack.processes import HOST, PYTHON, Child, base_env, free_port, redis_ping, wait_until
 from devstack.runtime import VAR_DIR, pid_alive
 from envconfig import env_str
-from jobkit.breaker import SERVICES, breaker_for, state_client
-from jobkit.ratelimit import RateLimiter
+from jobkit.breaker import SERVICES, breaker_for
+from jobkit.ratelimit import reset_limiter
 from orders.models import Order
 from sandbox.testing import SandboxControl
 from shop.factories import ProductFactory, seed_plans
@@ -164,7 +164,7 @@ def reset_shared_state() -> None:
     """Closed breakers and fresh rate limiters (no turns taken, no slow-down) for every service."""
     for service in SERVICES:
         breaker_for(service).reset()
-        RateLimiter(service, state_client(django_settings.REDIS_URL), rate_per_second=1).reset()
+        reset_limiter(service)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Pattern 4: batch billing. One run per date, keyset batches, one invoice per subscription period,
-exact counters, and re-runs or a killed worker never bill anybody twice."""
+exact counters, and re-runs or a killed worker never bill anybody twice; at the gateway's rate limit
+(pattern 8), with many calls in flight."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import datetime
 import pytest
 from django.core.management import CommandError, call_command
 
+from billing.models import PaymentAttempt
+from jobkit.breaker import breaker_for
 from jobkit.models import JobExecution, JobRun
+from jobkit.ratelimit import limiter_for
 from notifications.models import Reminder
 from subscriptions import jobs, renewals
 from subscriptions.models import BillingRun, Subscription
@@ -87,25 +91,94 @@ def test_billing_1000_subscriptions_once_with_exact_counters(client, workers, pl
     assert (run.subscriptions_billed, run.subscriptions_failed, run.batches_done) == (950, 50, 10)
 
 
-def test_worker_killed_mid_batch_finishes_without_double_charges(client, workers, plans, settings):
+def test_a_run_against_a_rate_limiting_gateway_bills_everyone_once(client, workers, plans, settings):
+    settings.BILLING_BATCH_SIZE = 40
+    [standard] = workers.workers
+    workers.stop_worker(standard)
+    # Our limit above the gateway's (an account whose budget others share): the gateway answers 429s.
+    workers.add_worker("limited-worker", GATEWAY_RATE_LIMIT_PER_SECOND="15")
+    workers.sandbox.set_fault("payments", rate_limit_per_second=10)
+    plan = plans[0]
+    make_due_subscriptions(plan, 150, declining_every=15)
+    call_command("bill_due", date=BILLING_DATE.isoformat())
+    run = wait_for_run(workers, timeout=120)
+
+    # the gateway refused some calls, and our limiter slowed down for them
+    stats = workers.sandbox.stats()["payments"]
+    limiter = limiter_for("payments").snapshot()
+    assert stats["rejected"] >= 1 and limiter["slowdowns"] >= 1, (stats, limiter)
+    # everybody billed once: one PaymentIntent each (the refused calls created none), 140 paid, 10 declined
+    by_subscription = [pi["metadata"]["subscription_id"] for pi in charges(workers.sandbox)]
+    assert len(by_subscription) == len(set(by_subscription)) == 150
+    assert stats["received"] == 150 + stats["rejected"]
+    succeeded = [pi for pi in charges(workers.sandbox) if pi["status"] == "succeeded"]
+    assert len(succeeded) == len({pi["metadata"]["subscription_id"] for pi in succeeded}) == 140
+    assert (run.subscriptions_billed, run.subscriptions_failed, run.amount_billed) == (
+        140,
+        10,
+        140 * plan.price,
+    )
+    assert (run.batches_total, run.batches_done, run.batches_failed) == (4, 4, 0)
+    # a 429 is deferred, not failed: no job died or spent a retry, and the breaker saw no failure
+    batch_jobs = JobRun.objects.filter(name="subscriptions.bill_batch")
+    assert not JobRun.objects.filter(status="dead").exists()
+    assert set(batch_jobs.values_list("retries", flat=True)) == {0}
+    assert breaker_for("payments").snapshot()["failures"] == 0
+    # The back-off keeps the 429s few: without it, 15 calls a second against 10 would meet a 429 for one
+    # call in three.
+    assert stats["rejected"] <= 150 // 5, stats
+
+
+def test_worker_killed_after_staging_a_batch_sends_the_staged_attempts(client, workers, plans, settings):
     settings.BILLING_BATCH_SIZE = 50
     [standard] = workers.workers
     workers.stop_worker(standard)
-    doomed, _ = workers.add_crashing_worker("mid_billing_batch")
-    make_due_subscriptions(plans[0], 200, declining_every=1000)
+    doomed, _ = workers.add_crashing_worker("after_billing_batch_staged")
+    make_due_subscriptions(plans[0], 100, declining_every=1000)
     call_command("bill_due", date=BILLING_DATE.isoformat())
     wait_for(lambda: not doomed.alive(), 60, workers.logs)
-    assert 1 <= len(charges(workers.sandbox)) < 200  # killed part-way
+    # Killed with a batch's invoices and payment attempts (their keys) committed, before any call.
+    assert charges(workers.sandbox) == []
+    staged = set(PaymentAttempt.objects.values_list("pk", "status"))
+    assert len(staged) in (50, 100) and {status for _, status in staged} == {"pending"}
 
     workers.stop_worker(doomed)
     workers.add_worker(STANDARD_WORKER)
-    # The batch it held comes back after the visibility timeout; a message it had taken but not yet
-    # registered is lost with it, and the beat's sweeper re-enqueues that batch.
+    workers.add_beat("beat")  # sweeps back a batch whose message died with the worker
+    run = wait_for_run(workers)
+    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (100, 2, 2)
+    # The staged attempts were sent as they were, with their keys: one attempt per invoice, all paid.
+    attempts = PaymentAttempt.objects.all()
+    assert {pk for pk, _ in staged} <= set(attempts.values_list("pk", flat=True))
+    assert attempts.count() == attempts.filter(status="succeeded").count() == 100
+    succeeded = [pi for pi in charges(workers.sandbox) if pi["status"] == "succeeded"]
+    assert len(succeeded) == len({pi["metadata"]["subscription_id"] for pi in succeeded}) == 100
+    assert sorted(pi["id"] for pi in succeeded) == sorted(
+        attempts.values_list("gateway_reference", flat=True)
+    )
+
+
+def test_worker_killed_after_the_gateway_answered_records_the_saved_answers(client, workers, plans, settings):
+    settings.BILLING_BATCH_SIZE = 50
+    [standard] = workers.workers
+    workers.stop_worker(standard)
+    doomed, _ = workers.add_crashing_worker("after_billing_batch_called")
+    make_due_subscriptions(plans[0], 100, declining_every=1000)
+    call_command("bill_due", date=BILLING_DATE.isoformat())
+    wait_for(lambda: not doomed.alive(), 60, workers.logs)
+    # Killed with charges made at the gateway and none of them recorded.
+    assert len(charges(workers.sandbox)) >= 1
+    assert set(PaymentAttempt.objects.values_list("status", flat=True)) == {"pending"}
+
+    workers.stop_worker(doomed)
+    workers.add_worker(STANDARD_WORKER)
     workers.add_beat("beat")
     run = wait_for_run(workers)
-    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (200, 4, 4)
-    succeeded = [pi for pi in charges(workers.sandbox) if pi["status"] == "succeeded"]
-    assert len(succeeded) == len({pi["metadata"]["subscription_id"] for pi in succeeded}) == 200
+    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (100, 2, 2)
+    # The re-sent keys got the gateway's saved answers: still one PaymentIntent per subscription.
+    by_subscription = [pi["metadata"]["subscription_id"] for pi in charges(workers.sandbox)]
+    assert len(by_subscription) == len(set(by_subscription)) == 100
+    assert PaymentAttempt.objects.filter(status="succeeded").count() == PaymentAttempt.objects.count() == 100
 
 
 def test_bill_due_refuses_a_malformed_date(db):

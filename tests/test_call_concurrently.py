@@ -1,0 +1,61 @@
+"""jobkit.outside.call_concurrently: many outside calls in flight for one job, answers recorded as they
+come back, and a failed call stopping the rest as a single failed call stops a job."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jobkit.errors import Deferred, TransientError
+from jobkit.outside import call_concurrently
+
+
+def test_keeps_up_to_threads_calls_in_flight_and_yields_every_answer():
+    in_flight = threading.Barrier(4, timeout=10)  # broken, raising, unless 4 calls wait in it at once
+
+    def call(n: int) -> int:
+        in_flight.wait()
+        return n * n
+
+    lots = list(call_concurrently(call, list(range(8)), threads=4, start_within=60))
+    answers = [pair for lot in lots for pair in lot]
+    assert sorted(answers) == [(n, n * n) for n in range(8)]
+
+
+def test_the_first_failure_stops_new_calls_and_is_raised_after_the_answers_in_flight():
+    started: list[int] = []
+    both_in_flight = threading.Barrier(2, timeout=10)
+
+    def call(n: int) -> int:
+        started.append(n)
+        both_in_flight.wait()
+        if n == 0:
+            raise TransientError("gateway 503")
+        time.sleep(0.5)  # ends well after the failure, so no later call may start
+        return n
+
+    answered: list[tuple[int, int]] = []
+    with pytest.raises(TransientError, match="503"):
+        for lot in call_concurrently(call, list(range(20)), threads=2, start_within=60):
+            answered.extend(lot)
+    assert answered == [(1, 1)]  # the call in flight beside the failing one
+    assert sorted(started) == [0, 1]  # none started after the failure
+
+
+def test_calls_not_started_in_time_are_left_to_a_deferral():
+    def call(n: int) -> int:
+        time.sleep(0.2)
+        return n
+
+    answered: list[tuple[int, int]] = []
+    with pytest.raises(Deferred) as deferred:
+        for lot in call_concurrently(call, list(range(10)), threads=1, start_within=0.1):
+            answered.extend(lot)
+    assert deferred.value.retry_after == 0  # the job is sent again at once, its retries untouched
+    assert 1 <= len(answered) < 10
+
+
+def test_nothing_to_call():
+    assert list(call_concurrently(lambda n: n, [], threads=4, start_within=60)) == []
