@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from apikit.models import IdempotencyRecord
 from billing.models import Invoice, PaymentAttempt, Refund
 from chaos.load import DECLINING_CARD, Answer, Request
 from chaos.stack import MAIL_WORKERS
@@ -24,7 +25,6 @@ from orders import emails as order_emails
 from orders.models import Order
 from sandbox.testing import SandboxControl
 from shipping.models import Shipment
-from shop.models import IdempotencyRecord
 from subscriptions import emails as subscription_emails
 from subscriptions.models import BillingBatch, BillingRun, Subscription
 from subscriptions.periods import add_month
