@@ -192,14 +192,21 @@ def bind_json(
     return form, errors
 
 
-def idempotent_create(key: str | None, scope: str, body: dict[str, Any], create: Callable[[], str]) -> str:
-    """Run `create` (returns the new resource's public id) at most once per Idempotency-Key.
+ModelT = TypeVar("ModelT", bound=Model)
 
-    Returns the id created by the first request with this key. Without a key it just creates. The same
-    key with a different body is refused with 422, as Stripe does: the client is reusing a key by mistake.
+
+def idempotent_create(
+    key: str | None, queryset: QuerySet[ModelT], body: dict[str, Any], create: Callable[[], ModelT]
+) -> ModelT:
+    """Run `create` (returns the new resource, which has a `public_id`) at most once per Idempotency-Key.
+
+    Returns what the first request with this key created. Without a key it just creates. The same key
+    with a different body is refused with 422, as Stripe does: the client is reusing a key by mistake.
+    Keys are scoped by the resource's model, so an order and a subscription may share one.
     """
     if key is None:
         return create()
+    scope = queryset.model._meta.label_lower
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     for _ in range(2):
         existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
@@ -209,14 +216,14 @@ def idempotent_create(key: str | None, scope: str, body: dict[str, Any], create:
                     {"Idempotency-Key": ["This key was already used with a different request body."]},
                     status=422,
                 )
-            return existing.resource_id
+            return queryset.get(public_id=existing.resource_id)
         try:
             with transaction.atomic():
-                resource_id = create()
+                resource = create()
                 IdempotencyRecord.objects.create(
-                    scope=scope, key=key, fingerprint=fingerprint, resource_id=resource_id
+                    scope=scope, key=key, fingerprint=fingerprint, resource_id=str(resource.public_id)
                 )
-            return resource_id
+            return resource
         except IntegrityError:
             continue  # a concurrent request with the same key won: read its record
     raise ApiError({"Idempotency-Key": ["Could not settle this key; retry the request."]}, status=409)
@@ -227,9 +234,6 @@ def idempotent_create(key: str | None, scope: str, body: dict[str, Any], create:
 Email = Annotated[
     str, Field(max_length=254, examples=["ada@example.com"], json_schema_extra={"format": "email"})
 ]
-
-
-ModelT = TypeVar("ModelT", bound=Model)
 
 
 def get_by_public_id(queryset: QuerySet[ModelT], public_id: str, what: str) -> ModelT:

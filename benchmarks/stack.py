@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,16 @@ class BenchStack:
     env: dict[str, str]
     log_dir: Path
     worker: processes.Child
+
+    @contextlib.contextmanager
+    def worker_paused(self) -> Iterator[None]:
+        """The worker's processes stopped (SIGSTOP) meanwhile: messages wait in the broker."""
+        group = os.getpgid(self.worker.popen.pid)
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     def restart_worker(self, **env: str) -> None:
         """A fresh worker process, with `env` over the stack's environment (a setting under test)."""

@@ -478,7 +478,7 @@ def one_resource_per_idempotency_key(evidence: Evidence, outside: Outside) -> Ro
     for answer in evidence.answers:
         if answer.status is not None and 200 <= answer.status < 300:
             answered[answer.kind, answer.key].add(answer.resource_id)
-    scopes = {"order": "orders", "signup": "subscriptions"}
+    scopes = {"order": "orders.order", "signup": "subscriptions.subscription"}  # apikit.idempotent_create
     records = {
         (kind, record.key): record.resource_id
         for kind, scope in scopes.items()

@@ -120,11 +120,10 @@ def create_order(request: HttpRequest, idempotency_key: IdempotencyKey = None) -
     """Place an order. The answer comes once the order is committed; payment, invoice, emails and the
     shipment follow in background jobs."""
     body = json_object(request)
-    order_id = idempotent_create(
-        idempotency_key, "orders", body, lambda: str(checkout.place_order(**validated_order(body)).public_id)
+    order = idempotent_create(
+        idempotency_key, Order.objects, body, lambda: checkout.place_order(**validated_order(body))
     )
-    order = Order.objects.get(public_id=order_id)
-    return Status(202, {"id": order_id, "status": order.status, "url": order_url(request, order)})
+    return Status(202, {"id": str(order.public_id), "status": order.status, "url": order_url(request, order)})
 
 
 def validated_order(body: dict[str, Any]) -> dict[str, Any]:

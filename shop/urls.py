@@ -29,4 +29,4 @@ urlpatterns = [
 if settings.SHOP_BENCHMARK_ENDPOINTS:  # baselines for `make bench`; never on in the demo or production
     from benchmarks import views as bench
 
-    urlpatterns.append(path("bench/orders-without-enqueue", bench.orders_without_enqueue))
+    urlpatterns.append(path("bench/", bench.api.urls))

@@ -101,23 +101,22 @@ def create_subscription(request: HttpRequest, idempotency_key: IdempotencyKey = 
     # hashed from the Idempotency-Key: "api:" + a 255-character key would not fit its column.
     key = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else uuid.uuid4()
     request_key = f"api:{key}"
-    subscription_id = idempotent_create(
-        idempotency_key, "subscriptions", body, lambda: sign_up_from(body, request_key)
+    subscription = idempotent_create(
+        idempotency_key, Subscription.objects, body, lambda: sign_up_from(body, request_key)
     )
-    subscription = Subscription.objects.get(public_id=subscription_id)
     payload = {
-        "id": subscription_id,
+        "id": str(subscription.public_id),
         "status": subscription.status,
         "url": subscription_url(request, subscription),
     }
     return Status(202, payload)
 
 
-def sign_up_from(body: dict[str, Any], request_key: str) -> str:
+def sign_up_from(body: dict[str, Any], request_key: str) -> Subscription:
     form, errors = bind_json(body, SignUpForm)
     if errors:
         raise ApiError(errors)
-    return str(signup.sign_up(request_key=request_key, **form.cleaned_data).public_id)
+    return signup.sign_up(request_key=request_key, **form.cleaned_data)
 
 
 @router.get(

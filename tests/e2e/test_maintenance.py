@@ -63,9 +63,9 @@ def test_two_concurrent_maintenance_runs_overlap_and_prune_once(workers):
     JobRun.objects.filter(task_id="fresh").update(updated_at=fresh)
     Session.objects.create(session_key="expired", session_data="", expire_date=now - timedelta(days=1))
     Session.objects.create(session_key="current", session_data="", expire_date=now + timedelta(days=1))
-    IdempotencyRecord.objects.create(scope="orders", key="old", fingerprint="x", resource_id="r")
+    IdempotencyRecord.objects.create(scope="orders.order", key="old", fingerprint="x", resource_id="r")
     IdempotencyRecord.objects.filter(key="old").update(created_at=now - timedelta(days=2))
-    IdempotencyRecord.objects.create(scope="orders", key="new", fingerprint="x", resource_id="r")
+    IdempotencyRecord.objects.create(scope="orders.order", key="new", fingerprint="x", resource_id="r")
 
     for _ in range(2):  # as from two beat processes at once
         jobs.daily_maintenance.delay()
