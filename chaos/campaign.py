@@ -259,7 +259,8 @@ class Campaign:
                 probes=snapshot["probes"] - start["probes"],
                 transitions=[t for t in reversed(snapshot["transitions"]) if t["at"] >= start["at"]],
                 threshold=settings.CIRCUIT_BREAKERS["payments"]["failure_threshold"],
-                callers=GATEWAY_CALLERS,
+                # a billing batch keeps GATEWAY_CALLS_IN_FLIGHT calls going in each billing process
+                in_flight=GATEWAY_CALLERS * settings.GATEWAY_CALLS_IN_FLIGHT,
             )
         elif kind == "gateway_drops":
             sandbox.set_fault("payments", drop_after_commit=False)

@@ -69,7 +69,7 @@ class OutageRecord:
     probes: int  # probes the breaker admitted meanwhile (its own counter)
     transitions: list[dict[str, Any]]  # the breaker's transitions within the outage, oldest first
     threshold: int
-    callers: int  # processes that may call the gateway at once
+    in_flight: int  # gateway calls that may be in flight at one moment
 
 
 @dataclass
@@ -431,17 +431,18 @@ def email_repeats_explained(evidence: Evidence, outside: Outside) -> Row:
 
 def breaker_limits_calls_during_the_outage(evidence: Evidence, outside: Outside) -> Row:
     """During the outage the gateway sees the calls that open the breaker, then one probe per cooldown.
-    Before the first failure comes back, every process that calls the gateway may have a call in
-    flight: so the first phase is max(threshold, callers) calls (jobkit/breaker.py)."""
+    Before the first failures come back, every call already in flight reaches it (a billing batch keeps
+    several going in each process): so the first phase is max(threshold, calls in flight) calls
+    (jobkit/breaker.py, jobkit/outside.call_concurrently)."""
     record = evidence.outage
     if record is None:
         return Row("gateway calls during the outage within threshold + probes", 0, ["the outage never ran"])
-    allowed = max(record.threshold, record.callers) + record.probes
+    allowed = max(record.threshold, record.in_flight) + record.probes
     row = Row("gateway calls during the outage within threshold + probes", record.calls)
     if record.calls > allowed:
         row.violations.append(
-            f"{record.calls} calls > {allowed} = max(threshold {record.threshold}, {record.callers} callers)"
-            f" + {record.probes} probes"
+            f"{record.calls} calls > {allowed} = max(threshold {record.threshold}, "
+            f"{record.in_flight} in flight) + {record.probes} probes"
         )
     previous = None
     for transition in record.transitions:

@@ -32,7 +32,8 @@ BILLING_WORKERS = tuple(name for name, (queues, _) in WORKER_GROUPS.items() if "
 # The workers that send email: a kill of one right after the SMTP server accepted a message is the one
 # way the shop may send that message twice (notifications/services.py).
 MAIL_WORKERS = tuple(name for name, (queues, _) in WORKER_GROUPS.items() if "mailers" in queues)
-# Processes that may call the payment gateway at the same moment (the breaker check needs it).
+# Processes that may call the payment gateway at the same moment, each with up to GATEWAY_CALLS_IN_FLIGHT
+# calls going for a billing batch (the breaker check needs it).
 GATEWAY_CALLERS = sum(WORKER_GROUPS[name][1] for name in BILLING_WORKERS)
 
 
