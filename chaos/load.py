@@ -162,6 +162,11 @@ class Load:
             self.answers.append(answer)
 
 
+def failed(answers: list[Answer]) -> int:
+    """Requests that got no answer or a 5xx: what the API promises not to give, even under faults."""
+    return sum(answer.status is None or answer.status >= 500 for answer in answers)
+
+
 def _resource_id(response: requests.Response) -> str:
     try:
         return str(response.json().get("id") or "")
