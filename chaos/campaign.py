@@ -190,7 +190,7 @@ class Campaign:
         while not stop.wait(0.5):
             self.stack.supervise()
             answers = list(traffic.answers)
-            self.progress.load(len(traffic.requests), len(answers), load.failed(answers))
+            self.progress.load(traffic.sends, len(answers), load.failed(answers))
 
     def _inject(self, faults: list[Fault], sandbox: SandboxControl, billing: BillingPlan) -> None:
         events = sorted(
