@@ -1,8 +1,9 @@
 """Staff actions need staff, and each one its own permission; a refused action changes nothing.
 
 The /ops/ actions: starting a billing run needs subscriptions.add_billingrun, switching the sandbox's
-faults needs shop.switch_sandbox_faults, starting a chaos campaign needs shop.run_chaos. The admin actions (re-enqueue dead jobs, retry a billing
-run's failed batches) need change permission on their model: viewing it is not enough.
+faults needs shop.switch_sandbox_faults, starting a chaos campaign needs shop.run_chaos. The admin actions
+(re-enqueue dead jobs, retry a billing run's failed batches) need change permission on their model:
+viewing it is not enough.
 """
 
 from __future__ import annotations
