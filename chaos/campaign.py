@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from chaos import invariants, load, schedule
 from chaos.invariants import BillingPlan, Evidence, OutageRecord, Row
+from chaos.progress import Progress
 from chaos.schedule import Fault, Sizes
 from chaos.stack import BILLING_WORKERS, GATEWAY_CALLERS, ChaosStack, Exit
 from jobkit.breaker import breaker_for
@@ -84,6 +85,7 @@ class Campaign:
     sizes: Sizes
     stack: ChaosStack
     say: Callable[[str], None] = print
+    progress: Progress = field(default_factory=Progress)  # the events as JSON, for /ops/'s chaos panel
     kills: list[tuple[float, str]] = field(default_factory=list)
     blips: list[tuple[float, float]] = field(default_factory=list)
     broker_down: list[tuple[float, float]] = field(default_factory=list)
@@ -105,14 +107,16 @@ class Campaign:
         self.say(f"fault window {window:.0f} s; schedule:")
         for fault in faults:
             self.say(f"  {fault.describe(shared_broker=not self.stack.own_redis)}")
+        self.progress.phase("faults", window=window)
 
         sandbox.set_fault("webhooks", duplicate=WEBHOOK_DUPLICATES, shuffle=True)
         self.injected = 1  # the webhook faults, on for the whole window
+        self.progress.fault(0.0, "webhooks: every Stripe event delivered twice, shuffled", end=False)
         traffic = load.Load(self.stack.web_url, requests)
         stop = threading.Event()
         self._started = time.monotonic()
         threads = [
-            threading.Thread(target=self._supervise, args=(stop,), daemon=True),
+            threading.Thread(target=self._supervise, args=(stop, traffic), daemon=True),
             threading.Thread(target=self._inject, args=(faults, sandbox, billing), daemon=True),
             threading.Thread(target=traffic.run, args=(self._started, stop.is_set), daemon=True),
         ]
@@ -122,9 +126,11 @@ class Campaign:
         threads[2].join()  # every request answered
         self.end_faults(sandbox)
         self.say(f"{self._now():6.1f}s  faults stopped; waiting for the shop to settle")
+        self.progress.phase("settling")
         settled_after, unsettled = self.settle()
         stop.set()
         threads[0].join()
+        self.progress.phase("checking")
 
         evidence = Evidence(
             sandbox=sandbox,
@@ -136,13 +142,12 @@ class Campaign:
             broker_down=self.broker_down,
             outage=self.outage,
         )
-        failed = sum(a.status is None or a.status >= 500 for a in traffic.answers)
         return Outcome(
             rows=invariants.check_all(evidence),
             settled_after=settled_after,
             unsettled=unsettled,
             requests=len(traffic.answers),
-            failed_requests=failed,
+            failed_requests=load.failed(traffic.answers),
             faults=self.injected,
             fired=dict(self.stack.fired),
             errors=self.errors,
@@ -181,9 +186,11 @@ class Campaign:
     def _now(self) -> float:
         return time.monotonic() - self._started
 
-    def _supervise(self, stop: threading.Event) -> None:
+    def _supervise(self, stop: threading.Event, traffic: load.Load) -> None:
         while not stop.wait(0.5):
             self.stack.supervise()
+            answers = list(traffic.answers)
+            self.progress.load(traffic.sends, len(answers), load.failed(answers))
 
     def _inject(self, faults: list[Fault], sandbox: SandboxControl, billing: BillingPlan) -> None:
         events = sorted(
@@ -195,6 +202,7 @@ class Campaign:
                 time.sleep(max(0.0, at - self._now()))
                 what = fault.what(shared_broker=not self.stack.own_redis)
                 self.say(f"{self._now():6.1f}s  {'' if starting else 'end: '}{what}")
+                self.progress.fault(self._now(), what, end=not starting)
                 try:
                     if starting:
                         self.begin(fault, sandbox, billing)

@@ -112,6 +112,11 @@ class Load:
     answers: list[Answer] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def sends(self) -> int:
+        """Requests the clients will send, resends included: as many answers come back."""
+        return sum(2 if request.resend else 1 for request in self.requests)
+
     def run(self, start: float, stopping: Callable[[], bool]) -> None:
         """Send every request at `start` (monotonic) + its time; returns once all are answered."""
         with ThreadPoolExecutor(CLIENTS, thread_name_prefix="client") as pool:
@@ -160,6 +165,11 @@ class Load:
             answer = Answer(request.kind, request.key, sent_at, seconds, None, error=repr(exc))
         with self._lock:
             self.answers.append(answer)
+
+
+def failed(answers: list[Answer]) -> int:
+    """Requests that got no answer or a 5xx: what the API promises not to give, even under faults."""
+    return sum(answer.status is None or answer.status >= 500 for answer in answers)
 
 
 def _resource_id(response: requests.Response) -> str:

@@ -13,9 +13,12 @@ SHOWN_IN_FLIGHT = 10  # ids listed per kind of unsettled work
 
 
 def render(seed: int, sizes: Sizes, outcome: Outcome) -> str:
-    parts = [table(outcome.rows)]
-    if outcome.unsettled:
-        parts.append(in_flight(outcome.unsettled))
+    return "\n".join([table(outcome.rows), *notes(outcome), figures(seed, sizes, outcome)])
+
+
+def notes(outcome: Outcome) -> list[str]:
+    """The lines between the table and the figures: what is in flight, and what the campaign saw."""
+    parts = [in_flight(outcome.unsettled)] if outcome.unsettled else []
     fired = ", ".join(f"{point} in {worker}" for point, worker in outcome.fired.items()) or "none"
     parts.append(f"crash points fired: {fired}")
     # Restarted by the campaign's supervisor, as `make demo` restarts a child that exits.
@@ -23,8 +26,7 @@ def render(seed: int, sizes: Sizes, outcome: Outcome) -> str:
         if exit_.cause == "exited":
             parts.append(f"exited on its own (restarted): {exit_.name}: {exit_.last_words}")
     parts += [f"campaign error: {error}" for error in outcome.errors]
-    parts.append(figures(seed, sizes, outcome))
-    return "\n".join(parts)
+    return parts
 
 
 def table(rows: list[Row]) -> str:

@@ -12,4 +12,5 @@ class OpsPermission(models.Model):  # noqa: DJ008 (no rows to print: it has no t
         permissions = [
             ("switch_sandbox_faults", "Can switch the sandbox's faults on the ops page"),
             ("advance_clock", "Can move the shop clock forward on the ops page"),
+            ("run_chaos", "Can start a fault campaign from the ops page"),
         ]

@@ -284,6 +284,8 @@ INVOICE_PDF_TEMPLATE = env_str("INVOICE_PDF_TEMPLATE", "billing/invoice.html")
 SHOP_BENCHMARK_ENDPOINTS = env_bool("SHOP_BENCHMARK_ENDPOINTS") and not PRODUCTION
 # The shop clock (jobkit/clock.py) may be moved forward by staff: demos and tests, never production.
 CLOCK_CAN_ADVANCE = not PRODUCTION
+# The chaos panel on /ops/ (shop/chaos_panel.py) starts fault campaigns on this machine: demos only.
+CHAOS_PANEL = not PRODUCTION
 
 LOGGING = {
     "version": 1,

@@ -26,6 +26,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.CHAOS_PANEL:  # never in production (shop/chaos_panel.py)
+    urlpatterns.append(path("ops/chaos/", storefront.ops_chaos, name="ops-chaos"))
+
 if settings.SHOP_BENCHMARK_ENDPOINTS:  # baselines for `make bench`; never on in the demo or production
     from benchmarks import views as bench
 

@@ -22,7 +22,7 @@ from jobkit.selectors import timeline
 from orders.checkout import place_order
 from orders.forms import CustomerForm, validate_items
 from orders.models import Product
-from shop import sandbox_faults
+from shop import chaos_panel, sandbox_faults
 from shop.cart import cart_items, get_cart, save_cart
 from shop.celery import QUEUES, app
 from subscriptions import renewals
@@ -32,6 +32,7 @@ from subscriptions.models import BillingRun, Subscription
 START_BILLING_RUN = "subscriptions.add_billingrun"
 SWITCH_SANDBOX_FAULTS = "shop.switch_sandbox_faults"  # shop.models.OpsPermission
 ADVANCE_CLOCK = "shop.advance_clock"  # shop.models.OpsPermission
+RUN_CHAOS = "shop.run_chaos"  # shop.models.OpsPermission
 CLOCK_STEPS = {"1h": datetime.timedelta(hours=1), "1d": datetime.timedelta(days=1)}
 
 
@@ -161,8 +162,31 @@ def ops(request: HttpRequest) -> HttpResponse:
         "clock": {"now": clock.now(), "ahead": clock.offset(), "advances": ClockAdvance.objects.all()},
         "can_move_clock": settings.CLOCK_CAN_ADVANCE,
         "next_billing_date": next_billing_date(),
+        "chaos": chaos_panel.status() if settings.CHAOS_PANEL else None,
+        "chaos_presets": chaos_panel.PRESETS,
     }
     return render(request, "shop/ops.html", context)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def ops_chaos(request: HttpRequest) -> HttpResponse:
+    """The chaos panel's campaign: GET, its progress as JSON; POST, start one (not while one runs)."""
+    if request.method == "GET":
+        return JsonResponse(chaos_panel.status())
+    require_permission(request, RUN_CHAOS, "start a chaos campaign")
+    seed, preset = request.POST.get("seed", "").strip(), request.POST.get("preset", "")
+    if seed and not seed.isdigit():
+        messages.error(request, f"The seed must be a whole number, or blank for a random one; got {seed!r}.")
+    elif preset not in chaos_panel.PRESETS:
+        messages.error(request, f"Unknown size {preset!r}; expected one of {', '.join(chaos_panel.PRESETS)}.")
+    else:
+        try:
+            chaos_panel.start(int(seed) if seed else None, preset)
+            messages.success(request, f"Started a {preset} chaos campaign; its progress is below.")
+        except chaos_panel.Busy as exc:
+            messages.error(request, str(exc))
+    return redirect("ops")
 
 
 def advance_clock(request: HttpRequest, step: str) -> None:

@@ -19,7 +19,7 @@ from django.test import Client
 
 from orders.checkout import CartLine, write_order
 from orders.models import Order, Product
-from shop import sandbox_faults
+from shop import chaos_panel, sandbox_faults
 from subscriptions.models import BillingRun, Plan, Subscription
 from subscriptions.signup import sign_up
 
@@ -114,6 +114,16 @@ def switch_sandbox_outage(browser: Client, request: pytest.FixtureRequest) -> Fo
     return Form("/ops/", "/ops/", {"service": "payments", "outage": "on"}, lambda: list(switched))
 
 
+def start_chaos_campaign(browser: Client, request: pytest.FixtureRequest) -> Form:
+    log_in_ops(browser, request)
+    # A recording launcher, and a panel folder of the test's own so no campaign is found running.
+    started: list[tuple[int | None, str]] = []
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(chaos_panel, "FOLDER", request.getfixturevalue("tmp_path"))
+    monkeypatch.setattr(chaos_panel, "start", lambda seed, preset: started.append((seed, preset)))
+    return Form("/ops/", "/ops/chaos/", {"seed": "7", "preset": "small"}, lambda: list(started))
+
+
 FORMS = [
     add_to_cart,
     update_cart,
@@ -123,6 +133,7 @@ FORMS = [
     pay_again,
     start_billing_run,
     switch_sandbox_outage,
+    start_chaos_campaign,
 ]
 
 

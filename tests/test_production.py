@@ -109,7 +109,7 @@ def test_production_serves_https_only_unless_told_otherwise(env, expected):
 ROUTED_PROBE = """
 from django.urls import Resolver404, resolve
 try:
-    resolve("/bench/orders-without-enqueue")
+    resolve({path!r})
     print(json.dumps(True))
 except Resolver404:
     print(json.dumps(False))
@@ -117,5 +117,16 @@ except Resolver404:
 
 
 @pytest.mark.parametrize(("production", "routed"), [(True, False), (False, True)])
-def test_the_benchmark_endpoint_is_never_routed_in_production(production, routed):
-    assert probe(ROUTED_PROBE, production, SHOP_BENCHMARK_ENDPOINTS="1") is routed
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/bench/orders-without-enqueue",  # a benchmark's baseline
+        "/ops/chaos/",  # the chaos panel: it starts fault campaigns on the server (shop/chaos_panel.py)
+    ],
+)
+def test_development_endpoints_are_never_routed_in_production(path, production, routed):
+    assert probe(ROUTED_PROBE.format(path=path), production, SHOP_BENCHMARK_ENDPOINTS="1") is routed
+
+
+def test_the_ops_page_has_no_chaos_panel_in_production():
+    assert probe("from django.conf import settings; print(json.dumps(settings.CHAOS_PANEL))") is False

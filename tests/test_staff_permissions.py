@@ -1,8 +1,9 @@
 """Staff actions need staff, and each one its own permission; a refused action changes nothing.
 
 The /ops/ actions: starting a billing run needs subscriptions.add_billingrun, switching the sandbox's
-faults needs shop.switch_sandbox_faults. The admin actions (re-enqueue dead jobs, retry a billing
-run's failed batches) need change permission on their model: viewing it is not enough.
+faults needs shop.switch_sandbox_faults, starting a chaos campaign needs shop.run_chaos. The admin actions
+(re-enqueue dead jobs, retry a billing run's failed batches) need change permission on their model:
+viewing it is not enough.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.test import Client
 
 from jobkit.models import JobRun
 from orders import jobs
-from shop import sandbox_faults
+from shop import chaos_panel, sandbox_faults
 from subscriptions.models import BillingBatch, BillingRun
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +51,7 @@ class Action:
     data: dict[str, Any]
     permissions: tuple[str, ...]  # what the action needs, besides staff
     state: Callable[[], Any]  # what it changes
+    then: str = ""  # where it sends the browser after, if not back to `url`
 
 
 # --- /ops/ ----------------------------------------------------------------------------------------------
@@ -66,6 +68,15 @@ def switch_sandbox_outage(request: pytest.FixtureRequest) -> Action:
     request.getfixturevalue("settings").SANDBOX_URL = "http://sandbox.invalid"
     data = {"service": "payments", "outage": "on"}
     return Action("/ops/", data, ("shop.switch_sandbox_faults",), lambda: list(switched))
+
+
+def start_chaos_campaign(request: pytest.FixtureRequest) -> Action:
+    started: list[tuple[int | None, str]] = []  # a recording launcher: this file is about who may start
+    request.getfixturevalue("monkeypatch").setattr(
+        chaos_panel, "start", lambda seed, preset: started.append((seed, preset))
+    )
+    data = {"seed": "7", "preset": "small"}
+    return Action("/ops/chaos/", data, ("shop.run_chaos",), lambda: list(started), then="/ops/")
 
 
 # --- admin actions --------------------------------------------------------------------------------------
@@ -94,7 +105,7 @@ def retry_failed_batches(request: pytest.FixtureRequest) -> Action:
     )
 
 
-OPS = [start_billing_run, switch_sandbox_outage]
+OPS = [start_billing_run, switch_sandbox_outage, start_chaos_campaign]
 ADMIN = [requeue_dead_job, retry_failed_batches]
 ALL = OPS + ADMIN
 
@@ -115,7 +126,8 @@ def test_anonymous_and_non_staff_users_are_sent_to_the_login_page(make_action, r
 def test_an_ops_action_without_its_permission_is_a_403_naming_it(make_action, request):
     action = make_action(request)
     before = action.state()
-    other = {"subscriptions.add_billingrun", "shop.switch_sandbox_faults"} - set(action.permissions)
+    other = {"subscriptions.add_billingrun", "shop.switch_sandbox_faults", "shop.run_chaos"}
+    other -= set(action.permissions)
     response = client_for(make_user("ops", *other)).post(action.url, action.data)  # the other action's
     assert response.status_code == 403
     assert f"you need the permission {action.permissions[0]}" in response.content.decode()
@@ -145,5 +157,5 @@ def test_staff_with_the_permission_can(make_action, request):
     if action.url.startswith("/admin/"):
         assert f'value="{action.data["action"]}"' in staff.get(action.url).content.decode()
     response = staff.post(action.url, action.data)
-    assert (response.status_code, response["Location"]) == (302, action.url)
+    assert (response.status_code, response["Location"]) == (302, action.then or action.url)
     assert action.state() != before
