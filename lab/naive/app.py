@@ -22,6 +22,8 @@ from envconfig import env_int  # noqa: E402
 
 # Seconds before Redis hands a taken, unacknowledged message to a worker again. Celery's default is an
 # hour; the lab shortens it (as the shop's test stack does) so the traps that hinge on it show in seconds.
+# The naive app's keys on the broker start with this (the lab reads its queue and unacked hash).
+NAIVE_PREFIX = "naive:"
 VISIBILITY_TIMEOUT = env_int("LAB_NAIVE_VISIBILITY_TIMEOUT", 3, minimum=1)
 
 app = Celery(
@@ -34,7 +36,7 @@ app.conf.update(
     task_default_queue="naive",
     task_ignore_result=True,
     broker_transport_options={
-        "global_keyprefix": "naive:",
+        "global_keyprefix": NAIVE_PREFIX,
         "visibility_timeout": VISIBILITY_TIMEOUT,
         # Look for messages to restore every second (kombu's default: every 100 s), as the shop's test stack.
         "unacked_restore_interval": 1,
