@@ -17,12 +17,16 @@ from django.db import transaction
 from jobkit.breaker import SERVICES, breaker_for
 from jobkit.ratelimit import reset_limiter
 from lab.naive import breaker as naive_breaker
-from lab.naive.app import NAIVE_PREFIX
+from lab.naive import reminders as naive_reminders
+from lab.naive import signup as naive_signup
+from lab.naive.app import NAIVE_PREFIX, VISIBILITY_TIMEOUT
 from lab.naive import charge as naive_charge
 from lab.stack import CONCURRENCY, LabStack, wait
-from orders.checkout import CartLine, place_order, write_order
+from orders.checkout import CartLine, pay_again, place_order, write_order
 from orders.models import Order, Product
-from shop.factories import ProductFactory
+from shop.factories import ProductFactory, seed_plans
+from subscriptions.models import Subscription
+from subscriptions.signup import sign_up
 
 # Every wait for an outcome ends here: a version that neither finishes nor fails within it is stuck.
 SETTLE_SECONDS = 40
@@ -53,7 +57,7 @@ class Row:
 def fresh(lab: LabStack) -> None:
     """A clean outside world and closed breakers, nothing of an earlier row left in flight."""
     wait(idle, SETTLE_SECONDS, "the shop's jobs of the previous row to end")
-    wait(lambda: not naive_held(lab), SETTLE_SECONDS, "the naive jobs of the previous row to end")
+    naive_quiet(lab)
     lab.sandbox.reset()
     for service in SERVICES:
         breaker_for(service).reset()
@@ -64,6 +68,19 @@ def naive_held(lab: LabStack) -> int:
     """Naive job messages queued, or taken and not acknowledged (retries waiting for their countdown)."""
     client = redis.Redis.from_url(lab.redis_url)
     return client.llen(f"{NAIVE_PREFIX}naive") + client.hlen(f"{NAIVE_PREFIX}unacked")
+
+
+def naive_quiet(lab: LabStack, for_seconds: float = 1.5) -> None:
+    """Wait until the broker has held no naive message for `for_seconds`: with early acks a running job's
+    message is gone already, and its retry appears only as the job ends (within a second here)."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + SETTLE_SECONDS
+    while time.monotonic() - quiet_since < for_seconds:
+        if naive_held(lab):
+            quiet_since = time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the naive jobs did not end")
+        time.sleep(0.1)
 
 
 def idle() -> bool:
@@ -87,15 +104,21 @@ def shop_order(payment_method: str = "pm_card_visa") -> Order:
         return place_order(email="shop@example.com", lines=[CartLine(product(), 1)], payment_method=payment_method)
 
 
-def charges(lab: LabStack, orders: list[Order]) -> int:
-    """Succeeded PaymentIntents at the gateway for these orders (the shop's name the invoice, the naive
-    versions' the order)."""
-    keys = {str(o.public_id) for o in orders} | {o.invoice.number for o in Order.objects.filter(pk__in=[o.pk for o in orders]).select_related("invoice")}
+def charges(lab: LabStack, orders: list[Order] | None = None) -> int:
+    """Succeeded PaymentIntents at the gateway: all of them, or those of these orders (the shop's name the
+    invoice in their metadata, the naive versions' the order)."""
+    keys: set[str] | None = None
+    if orders is not None:
+        fresh_orders = Order.objects.filter(pk__in=[o.pk for o in orders]).select_related("invoice")
+        keys = {str(o.public_id) for o in fresh_orders} | {o.invoice.number for o in fresh_orders}
     return sum(
-        intent["status"] == "succeeded"
-        and bool(keys & {intent["metadata"].get("order"), intent["metadata"].get("invoice_number")})
+        intent["status"] == "succeeded" and (keys is None or bool(keys & set(intent["metadata"].values())))
         for intent in lab.sandbox.payment_intents()
     )
+
+
+def reminders_sent(lab: LabStack) -> int:
+    return sum(message["subject"].startswith("Reminder") for message in lab.sandbox.mail_messages())
 
 
 def gateway_calls(lab: LabStack) -> int:
@@ -223,8 +246,102 @@ def breaker_in_memory(lab: LabStack) -> Row:
     )
 
 
+# --- 7. compensated workflow -----------------------------------------------------------------------------
+def compensated_workflow(lab: LabStack) -> Row:
+    """The carrier refuses the delivery registration, after the first month was charged."""
+    plan = seed_plans()[0]
+    fresh(lab)
+    lab.sandbox.set_fault("carrier", reject_registrations=True)
+    naive_signup.sign_up.delay("naive-signup-1", int(plan.price * 100), plan.code)
+    wait(lambda: charges(lab), SETTLE_SECONDS, "the naive sign-up's charge")
+    naive_quiet(lab)  # the sign-up gave up
+    naive = {"charges": charges(lab), "refunds": len(lab.sandbox.refunds())}
+
+    fresh(lab)
+    lab.sandbox.set_fault("carrier", reject_registrations=True)
+    with transaction.atomic():
+        subscription = sign_up(email="shop@example.com", plan=plan, payment_method="pm_card_visa", request_key="lab-1")
+    ended = patiently(lambda: Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.FAILED).exists())
+    shop = {"charges": charges(lab), "refunds": len(lab.sandbox.refunds())}
+    return Row(
+        "7 compensated workflow",
+        "carrier rejects the registration after the charge",
+        Side(f"{naive['charges']} charges, {naive['refunds']} refunds, no subscription", naive["charges"] > naive["refunds"], naive),
+        Side(
+            f"{shop['charges']} charge, {shop['refunds']} refund, sign-up failed: {ended}",
+            not ended or shop != {"charges": 1, "refunds": 1},
+            shop,
+        ),
+        "lab/naive/signup.py",
+        "subscriptions/signup.py",
+    )
+
+
+# --- 5. scheduled reminders, and trap A: a countdown beyond the visibility timeout --------------------------
+def paid_before_the_reminder(lab: LabStack) -> Row:
+    """A declined payment schedules a reminder; the customer pays before it is due."""
+    delay = VISIBILITY_TIMEOUT / 2  # short of the visibility timeout: this row is not trap A
+    fresh(lab)
+    order = naive_order()
+    naive_reminders.payment_declined(order, countdown=delay)
+    naive_charge.charge_order.delay(str(order.public_id))  # the customer pays with another card
+    wait(settled([order], Order.Status.PAID), SETTLE_SECONDS, "the naive order to be paid")
+    time.sleep(delay + 2)
+    naive = reminders_sent(lab)
+
+    fresh(lab)
+    order = shop_order("pm_card_chargeDeclined")
+    wait(settled([order], Order.Status.PAYMENT_FAILED), SETTLE_SECONDS, "the shop's order to be declined")
+    with transaction.atomic():
+        pay_again(str(order.public_id), "pm_card_visa")
+    completed = patiently(settled([order], Order.Status.COMPLETED))
+    first_due = settings.REMINDER_OFFSETS_SECONDS[0]
+    time.sleep(first_due + 2)  # past the first reminder's due time
+    shop = reminders_sent(lab)
+    return Row(
+        "5 scheduled reminders",
+        "the customer pays before the reminder is due",
+        Side(f"{naive} reminder sent to a customer who had paid", naive > 0, {"reminders": naive}),
+        Side(f"{shop} reminders after the payment; order completed: {completed}", shop > 0 or not completed, {"reminders": shop}),
+        "lab/naive/reminders.py",
+        "notifications/reminders.py",
+    )
+
+
+def countdown_beyond_visibility(lab: LabStack) -> Row:
+    """A reminder due later than the broker's visibility timeout."""
+    delay = VISIBILITY_TIMEOUT * 3
+    fresh(lab)
+    naive_reminders.payment_declined(naive_order(), countdown=delay)
+    time.sleep(delay + 2)
+    naive = reminders_sent(lab)
+
+    fresh(lab)
+    order = shop_order("pm_card_chargeDeclined")
+    expired = patiently(settled([order], Order.Status.EXPIRED))  # after the last reminder
+    shop = reminders_sent(lab)
+    offsets = settings.REMINDER_OFFSETS_SECONDS
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    return Row(
+        "A countdown > visibility timeout (kombu 337)",
+        f"a reminder {delay:g} s away, visibility timeout {VISIBILITY_TIMEOUT} s",
+        Side(f"1 reminder sent {naive} times", naive != 1, {"reminders": naive}),
+        Side(
+            f"{shop} reminders for {len(offsets)} due at +{'/+'.join(map(str, offsets))} s (visibility timeout "
+            f"{visibility} s), each once; order expired: {expired}",
+            shop != len(offsets) or not expired,
+            {"reminders": shop},
+        ),
+        "lab/naive/reminders.py",
+        "notifications/reminders.py",
+    )
+
+
 CASES: dict[str, Callable[[LabStack], Row]] = {
     "charge": idempotent_charge,
     "breaker": circuit_breaker,
     "memory-breaker": breaker_in_memory,
+    "compensation": compensated_workflow,
+    "reminders": paid_before_the_reminder,
+    "long-countdown": countdown_beyond_visibility,
 }

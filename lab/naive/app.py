@@ -29,7 +29,7 @@ VISIBILITY_TIMEOUT = env_int("LAB_NAIVE_VISIBILITY_TIMEOUT", 3, minimum=1)
 app = Celery(
     "naive",
     broker=settings.REDIS_URL,
-    include=["lab.naive.charge", "lab.naive.breaker"],
+    include=["lab.naive.charge", "lab.naive.breaker", "lab.naive.signup", "lab.naive.reminders"],
     set_as_current=False,  # the shop's tasks (shared_task) stay bound to the shop's app
 )
 app.conf.update(
