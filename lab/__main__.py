@@ -39,9 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(rows))
     held = sum(row.as_expected for row in rows)
-    print(f"\n{held}/{len(rows)} rows as expected (naive fails, shop holds) in {time.monotonic() - began:.0f} s")
+    print(
+        f"\n{held}/{len(rows)} rows as expected (naive fails, shop holds) in {time.monotonic() - began:.0f} s"
+    )
     if args.json:
-        args.json.write_text(json.dumps([{**dataclasses.asdict(row), "as_expected": row.as_expected} for row in rows], indent=2))
+        args.json.write_text(
+            json.dumps(
+                [{**dataclasses.asdict(row), "as_expected": row.as_expected} for row in rows], indent=2
+            )
+        )
     return 0 if held == len(rows) else 1
 
 

@@ -5,10 +5,10 @@ what happened at the outside world (the sandbox's records) or in the database. I
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import redis
 from django.conf import settings
@@ -17,10 +17,10 @@ from django.db import transaction
 from jobkit.breaker import SERVICES, breaker_for
 from jobkit.ratelimit import reset_limiter
 from lab.naive import breaker as naive_breaker
+from lab.naive import charge as naive_charge
 from lab.naive import reminders as naive_reminders
 from lab.naive import signup as naive_signup
 from lab.naive.app import NAIVE_PREFIX, VISIBILITY_TIMEOUT
-from lab.naive import charge as naive_charge
 from lab.stack import CONCURRENCY, LabStack, wait
 from orders.checkout import CartLine, pay_again, place_order, write_order
 from orders.models import Order, Product
@@ -96,12 +96,16 @@ def product() -> Product:
 def naive_order() -> Order:
     """An order and its invoice written as the shop's checkout writes them, but no job of the shop's."""
     with transaction.atomic():
-        return write_order(email="naive@example.com", lines=[CartLine(product(), 1)], payment_method="pm_card_visa")
+        return write_order(
+            email="naive@example.com", lines=[CartLine(product(), 1)], payment_method="pm_card_visa"
+        )
 
 
 def shop_order(payment_method: str = "pm_card_visa") -> Order:
     with transaction.atomic():
-        return place_order(email="shop@example.com", lines=[CartLine(product(), 1)], payment_method=payment_method)
+        return place_order(
+            email="shop@example.com", lines=[CartLine(product(), 1)], payment_method=payment_method
+        )
 
 
 def charges(lab: LabStack, orders: list[Order] | None = None) -> int:
@@ -167,7 +171,9 @@ def idempotent_charge(lab: LabStack) -> Row:
         "2 idempotent charge",
         "gateway drops the connection after committing the charge",
         Side(f"{naive} charges for 1 order", naive != 1, {"charges": naive}),
-        Side(f"{shop} charge for 1 order, completed: {finished}", shop != 1 or not finished, {"charges": shop}),
+        Side(
+            f"{shop} charge for 1 order, completed: {finished}", shop != 1 or not finished, {"charges": shop}
+        ),
         "lab/naive/charge.py",
         "billing/payments.py",
     )
@@ -260,13 +266,21 @@ def compensated_workflow(lab: LabStack) -> Row:
     fresh(lab)
     lab.sandbox.set_fault("carrier", reject_registrations=True)
     with transaction.atomic():
-        subscription = sign_up(email="shop@example.com", plan=plan, payment_method="pm_card_visa", request_key="lab-1")
-    ended = patiently(lambda: Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.FAILED).exists())
+        subscription = sign_up(
+            email="shop@example.com", plan=plan, payment_method="pm_card_visa", request_key="lab-1"
+        )
+    ended = patiently(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.FAILED).exists()
+    )
     shop = {"charges": charges(lab), "refunds": len(lab.sandbox.refunds())}
     return Row(
         "7 compensated workflow",
         "carrier rejects the registration after the charge",
-        Side(f"{naive['charges']} charges, {naive['refunds']} refunds, no subscription", naive["charges"] > naive["refunds"], naive),
+        Side(
+            f"{naive['charges']} charges, {naive['refunds']} refunds, no subscription",
+            naive["charges"] > naive["refunds"],
+            naive,
+        ),
         Side(
             f"{shop['charges']} charge, {shop['refunds']} refund, sign-up failed: {ended}",
             not ended or shop != {"charges": 1, "refunds": 1},
@@ -302,7 +316,11 @@ def paid_before_the_reminder(lab: LabStack) -> Row:
         "5 scheduled reminders",
         "the customer pays before the reminder is due",
         Side(f"{naive} reminder sent to a customer who had paid", naive > 0, {"reminders": naive}),
-        Side(f"{shop} reminders after the payment; order completed: {completed}", shop > 0 or not completed, {"reminders": shop}),
+        Side(
+            f"{shop} reminders after the payment; order completed: {completed}",
+            shop > 0 or not completed,
+            {"reminders": shop},
+        ),
         "lab/naive/reminders.py",
         "notifications/reminders.py",
     )
@@ -327,8 +345,8 @@ def countdown_beyond_visibility(lab: LabStack) -> Row:
         f"a reminder {delay:g} s away, visibility timeout {VISIBILITY_TIMEOUT} s",
         Side(f"1 reminder sent {naive} times", naive != 1, {"reminders": naive}),
         Side(
-            f"{shop} reminders for {len(offsets)} due at +{'/+'.join(map(str, offsets))} s (visibility timeout "
-            f"{visibility} s), each once; order expired: {expired}",
+            f"{shop} reminders for {len(offsets)} due at +{'/+'.join(map(str, offsets))} s "
+            f"(visibility timeout {visibility} s), each once; order expired: {expired}",
             shop != len(offsets) or not expired,
             {"reminders": shop},
         ),

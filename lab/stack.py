@@ -6,7 +6,7 @@ database and environment come from chaos.environment (the campaign's timings: lo
 from __future__ import annotations
 
 import contextlib
-import signal
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,27 +36,6 @@ class LabStack:
     naive: processes.Child  # the naive app's worker (lab/naive/app.py)
     others: list[processes.Child]  # broker, sandbox, beat
 
-    def restart(self, child: processes.Child, **env: str) -> None:
-        """SIGKILL the worker's whole process group (a power cut) and start it again with `env`."""
-        kill(child)
-        child.env = {**self.env, **env}
-        child.start()
-        processes.wait_until(lambda: "ready." in child.output_tail(), 60, f"{child.name} to be ready", child)
-
-    def marker(self, point: str) -> Path:
-        return self.folder / f"crash-{point}"
-
-    def arm(self, point: str) -> None:
-        """The shop worker back with crash point `point` armed once (jobkit/crash.py)."""
-        self.marker(point).unlink(missing_ok=True)
-        self.restart(self.shop, SHOP_CRASH_AT=point, SHOP_CRASH_MARKER=str(self.marker(point)))
-
-
-def kill(child: processes.Child) -> None:
-    child.signal_group(signal.SIGKILL)
-    if child.popen is not None:
-        child.popen.wait(10)
-
 
 def wait(check: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -75,10 +54,8 @@ def lab_stack() -> Iterator[LabStack]:
     ports = environment.Ports(*(processes.free_port() for _ in range(4)))
     redis_url = given_redis or f"redis://{processes.HOST}:{ports.redis}/0"
     env = environment.apply(folder, database, ports, redis_url)
-    env.update(LAB_SETTINGS, PYTHONUNBUFFERED="1")
-    import os
-
-    os.environ.update(LAB_SETTINGS)
+    os.environ.update(LAB_SETTINGS)  # the runner's settings as the workers' (environment.apply's rule)
+    env.update(LAB_SETTINGS)
 
     import django
 
@@ -96,9 +73,7 @@ def lab_stack() -> Iterator[LabStack]:
             redis.Redis.from_url(given_redis).flushdb()  # the run's database, as the test suite does
         else:
             others.append(processes.start_redis(log_dir, ports.redis)[0])
-        others.append(
-            processes.start_sandbox(log_dir, folder / "sandbox.sqlite3", ports.sandbox, ports.smtp)
-        )
+        others.append(processes.start_sandbox(log_dir, folder / "sandbox.sqlite3", ports.sandbox, ports.smtp))
         shop = processes.start_worker(log_dir, dict(env), name="shop-worker", concurrency=CONCURRENCY)
         workers.append(shop)
         naive = processes.start_worker(
