@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PANGO_HINT := WeasyPrint (invoice PDFs) needs the Pango library. Install it with:\n  Debian/Ubuntu: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0\n  Fedora: sudo dnf install -y pango\n  macOS: brew install pango
 
-.PHONY: demo test tour bench chaos lint format lock clean system-check
+.PHONY: demo test tour bench chaos lab lint format lock clean system-check
 
 demo: $(STAMP) system-check
 	$(PY) manage.py demo
@@ -24,6 +24,10 @@ bench: $(STAMP) system-check
 # The fault campaign (docs/failure-handling.md); replay one with CHAOS_ARGS="--seed N ...".
 chaos: $(STAMP) system-check
 	$(PY) -m chaos $(CHAOS_ARGS)
+
+# The failure lab (docs/patterns.md): each naive version against its fault, and the shop's against the same.
+lab: $(STAMP) system-check
+	$(PY) -m lab $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -86,17 +86,18 @@ class Database:
             _admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def workdir() -> Path:
-    """var/chaos/run-<pid>: logs, sandbox state, SQLite database, media; earlier finished runs' go."""
-    for old in CHAOS_DIR.glob("run-*"):
+def workdir(base: Path = CHAOS_DIR) -> Path:
+    """<base>/run-<pid> (var/chaos/ by default): logs, sandbox state, SQLite database, media; earlier
+    finished runs' go."""
+    for old in base.glob("run-*"):
         if not pid_alive(int(old.name.removeprefix("run-") or 0)):
             shutil.rmtree(old, ignore_errors=True)
-    path = CHAOS_DIR / f"run-{os.getpid()}"
+    path = base / f"run-{os.getpid()}"
     (path / "log").mkdir(parents=True)
     return path
 
 
-def create_database(folder: Path) -> Database:
+def create_database(folder: Path, prefix: str = "chaos") -> Database:
     """DATABASE_URL names a PostgreSQL server: a database of the campaign's own is created there.
     Unset: a SQLite file in the campaign's folder."""
     given = env_str("DATABASE_URL")
@@ -104,7 +105,7 @@ def create_database(folder: Path) -> Database:
         return Database(f"sqlite:///{folder / 'shop.sqlite3'}", None)
     if urlsplit(given).scheme not in {"postgres", "postgresql"}:
         raise SystemExit("DATABASE_URL must name a PostgreSQL server (unset it to run on SQLite).")
-    name = f"chaos_{urlsplit(given).path.lstrip('/') or 'shop'}_{os.getpid()}"
+    name = f"{prefix}_{urlsplit(given).path.lstrip('/') or 'shop'}_{os.getpid()}"
     _admin(given, f'CREATE DATABASE "{name}"')
     return Database(urlunsplit(urlsplit(given)._replace(path=f"/{name}")), given)
 

@@ -239,9 +239,11 @@ def start_worker(
     concurrency: int = 2,
     echo: IO[str] | None = None,
     wait: bool = True,
+    app: str = "shop",
 ) -> Child:
+    """A Celery worker of `app` (the shop's, or another Celery app such as the failure lab's naive jobs)."""
     hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
-    argv = [PYTHON, "-m", "celery", "-A", "shop", "worker", "-n", hostname, "-Q", ",".join(queues)]
+    argv = [PYTHON, "-m", "celery", "-A", app, "worker", "-n", hostname, "-Q", ",".join(queues)]
     argv += ["-c", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     child = Child(name, argv, env, log_dir, echo).start()
     if wait:

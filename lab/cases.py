@@ -1,0 +1,365 @@
+"""The lab's rows: each runs one fault against the naive version and against the shop's code, and counts
+what happened at the outside world (the sandbox's records) or in the database. Import after Django setup
+(lab/__main__.py does, once the stack runs)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from jobkit.breaker import SERVICES, breaker_for
+from jobkit.ratelimit import reset_limiter
+from lab.naive import breaker as naive_breaker
+from lab.naive import charge as naive_charge
+from lab.naive import reminders as naive_reminders
+from lab.naive import signup as naive_signup
+from lab.naive.app import NAIVE_PREFIX, VISIBILITY_TIMEOUT
+from lab.stack import CONCURRENCY, LabStack, wait
+from orders.checkout import CartLine, pay_again, place_order, write_order
+from orders.models import Order, Product
+from shop.factories import ProductFactory, seed_plans
+from subscriptions.models import Subscription
+from subscriptions.signup import sign_up
+
+# Every wait for an outcome ends here: a version that neither finishes nor fails within it is stuck.
+SETTLE_SECONDS = 40
+
+
+@dataclass
+class Side:
+    outcome: str  # what was measured, in words and counts
+    failed: bool  # the fault beat this version
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    pattern: str
+    fault: str
+    naive: Side
+    shop: Side
+    naive_module: str
+    shop_file: str
+
+    @property
+    def as_expected(self) -> bool:
+        return self.naive.failed and not self.shop.failed
+
+
+# --- shared steps -----------------------------------------------------------------------------------------
+def fresh(lab: LabStack) -> None:
+    """A clean outside world and closed breakers, nothing of an earlier row left in flight."""
+    wait(idle, SETTLE_SECONDS, "the shop's jobs of the previous row to end")
+    naive_quiet(lab)
+    lab.sandbox.reset()
+    for service in SERVICES:
+        breaker_for(service).reset()
+        reset_limiter(service)
+
+
+def naive_held(lab: LabStack) -> int:
+    """Naive job messages queued, or taken and not acknowledged (retries waiting for their countdown)."""
+    client = redis.Redis.from_url(lab.redis_url)
+    return client.llen(f"{NAIVE_PREFIX}naive") + client.hlen(f"{NAIVE_PREFIX}unacked")
+
+
+def naive_quiet(lab: LabStack, for_seconds: float = 1.5) -> None:
+    """Wait until the broker has held no naive message for `for_seconds`: with early acks a running job's
+    message is gone already, and its retry appears only as the job ends (within a second here)."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + SETTLE_SECONDS
+    while time.monotonic() - quiet_since < for_seconds:
+        if naive_held(lab):
+            quiet_since = time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the naive jobs did not end")
+        time.sleep(0.1)
+
+
+def idle() -> bool:
+    from jobkit.models import JobRun
+
+    return not JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists()
+
+
+def product() -> Product:
+    return ProductFactory(sku="LAB-TEA", name="Lab tea", price=Decimal("12.50"), stock=1_000_000)
+
+
+def naive_order() -> Order:
+    """An order and its invoice written as the shop's checkout writes them, but no job of the shop's."""
+    with transaction.atomic():
+        return write_order(
+            email="naive@example.com", lines=[CartLine(product(), 1)], payment_method="pm_card_visa"
+        )
+
+
+def shop_order(payment_method: str = "pm_card_visa") -> Order:
+    with transaction.atomic():
+        return place_order(
+            email="shop@example.com", lines=[CartLine(product(), 1)], payment_method=payment_method
+        )
+
+
+def charges(lab: LabStack, orders: list[Order] | None = None) -> int:
+    """Succeeded PaymentIntents at the gateway: all of them, or those of these orders (the shop's name the
+    invoice in their metadata, the naive versions' the order)."""
+    keys: set[str] | None = None
+    if orders is not None:
+        fresh_orders = Order.objects.filter(pk__in=[o.pk for o in orders]).select_related("invoice")
+        keys = {str(o.public_id) for o in fresh_orders} | {o.invoice.number for o in fresh_orders}
+    return sum(
+        intent["status"] == "succeeded" and (keys is None or bool(keys & set(intent["metadata"].values())))
+        for intent in lab.sandbox.payment_intents()
+    )
+
+
+def reminders_sent(lab: LabStack) -> int:
+    return sum(message["subject"].startswith("Reminder") for message in lab.sandbox.mail_messages())
+
+
+def gateway_calls(lab: LabStack) -> int:
+    return lab.sandbox.stats()["payments"]["received"]
+
+
+def settled(orders: list[Order], *statuses: str) -> Callable[[], bool]:
+    ids = [order.pk for order in orders]
+    return lambda: Order.objects.filter(pk__in=ids, status__in=statuses).count() == len(ids)
+
+
+def count(orders: list[Order], *statuses: str) -> int:
+    return Order.objects.filter(pk__in=[o.pk for o in orders], status__in=statuses).count()
+
+
+def patiently(check: Callable[[], bool], seconds: float = SETTLE_SECONDS) -> bool:
+    """Whether `check` came true within `seconds` (a naive version may never get there)."""
+    try:
+        wait(check, seconds, "")
+    except TimeoutError:
+        return False
+    return True
+
+
+# --- 2. idempotent charge ---------------------------------------------------------------------------------
+def idempotent_charge(lab: LabStack) -> Row:
+    """The gateway commits the first charge and drops the connection before answering; the job retries."""
+
+    def run(start: Callable[[], Order], done: str) -> tuple[int, bool]:
+        fresh(lab)
+        lab.sandbox.set_fault("payments", drop_after_commit=True)
+        order = start()
+        wait(lambda: charges(lab, [order]) >= 1, SETTLE_SECONDS, "the first charge")
+        lab.sandbox.set_fault("payments", drop_after_commit=False)  # the retry gets its answer
+        finished = patiently(settled([order], done))
+        return charges(lab, [order]), finished
+
+    def naive_start() -> Order:
+        order = naive_order()
+        naive_charge.charge_order.delay(str(order.public_id))
+        return order
+
+    naive, _ = run(naive_start, Order.Status.PAID)
+    shop, finished = run(shop_order, Order.Status.COMPLETED)
+    return Row(
+        "2 idempotent charge",
+        "gateway drops the connection after committing the charge",
+        Side(f"{naive} charges for 1 order", naive != 1, {"charges": naive}),
+        Side(
+            f"{shop} charge for 1 order, completed: {finished}", shop != 1 or not finished, {"charges": shop}
+        ),
+        "lab/naive/charge.py",
+        "billing/payments.py",
+    )
+
+
+# --- 6. circuit breaker, and trap C: a breaker in process memory ------------------------------------------
+OUTAGE_ORDERS = 6
+OUTAGE_SECONDS = 8.0
+
+
+def breaker_bound() -> int:
+    """The shop's promise during an outage: `threshold` failing calls, then one probe per cooldown."""
+    config = settings.CIRCUIT_BREAKERS["payments"]
+    return config["failure_threshold"] + math.ceil(OUTAGE_SECONDS / config["cooldown_seconds"]) + 1
+
+
+def outage(lab: LabStack, start: Callable[[], Order]) -> tuple[int, list[Order]]:
+    """OUTAGE_ORDERS orders during a gateway outage of OUTAGE_SECONDS: the calls that reached it."""
+    fresh(lab)
+    lab.sandbox.set_fault("payments", outage=True)
+    began = time.monotonic()
+    orders = [start() for _ in range(OUTAGE_ORDERS)]
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - began)))
+    calls = gateway_calls(lab)
+    lab.sandbox.set_fault("payments", outage=False)
+    return calls, orders
+
+
+def shop_outage(lab: LabStack) -> Side:
+    calls, orders = outage(lab, shop_order)
+    completed = patiently(settled(orders, Order.Status.COMPLETED))
+    paid, total = count(orders, Order.Status.COMPLETED), charges(lab, orders)
+    return Side(
+        f"{calls} calls to the down gateway (bound {breaker_bound()}); {paid}/{len(orders)} orders completed "
+        f"after it, {total} charges",
+        calls > breaker_bound() or not completed or total != len(orders),
+        {"calls": calls, "completed": paid, "charges": total},
+    )
+
+
+def naive_outage(lab: LabStack, task: Callable[..., object]) -> Side:
+    def start() -> Order:
+        order = naive_order()
+        task.delay(str(order.public_id))
+        return order
+
+    calls, orders = outage(lab, start)
+    time.sleep(3)  # the retries already sent for after the outage
+    paid = count(orders, Order.Status.PAID)
+    return Side(
+        f"{calls} calls to the down gateway; {paid}/{len(orders)} orders paid (the rest ran out of retries)",
+        calls > breaker_bound(),
+        {"calls": calls, "paid": paid},
+    )
+
+
+def circuit_breaker(lab: LabStack) -> Row:
+    return Row(
+        "6 circuit breaker",
+        f"gateway down {OUTAGE_SECONDS:g} s, {OUTAGE_ORDERS} orders",
+        naive_outage(lab, naive_charge.charge_order),
+        shop_outage(lab),
+        "lab/naive/charge.py",
+        "jobkit/breaker.py",
+    )
+
+
+def breaker_in_memory(lab: LabStack) -> Row:
+    return Row(
+        "C breaker in process memory",
+        f"gateway down {OUTAGE_SECONDS:g} s, {OUTAGE_ORDERS} orders, {CONCURRENCY} worker processes",
+        naive_outage(lab, naive_breaker.charge_order),
+        shop_outage(lab),
+        "lab/naive/breaker.py",
+        "jobkit/breaker.py",
+    )
+
+
+# --- 7. compensated workflow -----------------------------------------------------------------------------
+def compensated_workflow(lab: LabStack) -> Row:
+    """The carrier refuses the delivery registration, after the first month was charged."""
+    plan = seed_plans()[0]
+    fresh(lab)
+    lab.sandbox.set_fault("carrier", reject_registrations=True)
+    naive_signup.sign_up.delay("naive-signup-1", int(plan.price * 100), plan.code)
+    wait(lambda: charges(lab), SETTLE_SECONDS, "the naive sign-up's charge")
+    naive_quiet(lab)  # the sign-up gave up
+    naive = {"charges": charges(lab), "refunds": len(lab.sandbox.refunds())}
+
+    fresh(lab)
+    lab.sandbox.set_fault("carrier", reject_registrations=True)
+    with transaction.atomic():
+        subscription = sign_up(
+            email="shop@example.com", plan=plan, payment_method="pm_card_visa", request_key="lab-1"
+        )
+    ended = patiently(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.FAILED).exists()
+    )
+    shop = {"charges": charges(lab), "refunds": len(lab.sandbox.refunds())}
+    return Row(
+        "7 compensated workflow",
+        "carrier rejects the registration after the charge",
+        Side(
+            f"{naive['charges']} charges, {naive['refunds']} refunds, no subscription",
+            naive["charges"] > naive["refunds"],
+            naive,
+        ),
+        Side(
+            f"{shop['charges']} charge, {shop['refunds']} refund, sign-up failed: {ended}",
+            not ended or shop != {"charges": 1, "refunds": 1},
+            shop,
+        ),
+        "lab/naive/signup.py",
+        "subscriptions/signup.py",
+    )
+
+
+# --- 5. scheduled reminders, and trap A: a countdown beyond the visibility timeout --------------------------
+def paid_before_the_reminder(lab: LabStack) -> Row:
+    """A declined payment schedules a reminder; the customer pays before it is due."""
+    delay = VISIBILITY_TIMEOUT / 2  # short of the visibility timeout: this row is not trap A
+    fresh(lab)
+    order = naive_order()
+    naive_reminders.payment_declined(order, countdown=delay)
+    naive_charge.charge_order.delay(str(order.public_id))  # the customer pays with another card
+    wait(settled([order], Order.Status.PAID), SETTLE_SECONDS, "the naive order to be paid")
+    time.sleep(delay + 2)
+    naive = reminders_sent(lab)
+
+    fresh(lab)
+    order = shop_order("pm_card_chargeDeclined")
+    wait(settled([order], Order.Status.PAYMENT_FAILED), SETTLE_SECONDS, "the shop's order to be declined")
+    with transaction.atomic():
+        pay_again(str(order.public_id), "pm_card_visa")
+    completed = patiently(settled([order], Order.Status.COMPLETED))
+    first_due = settings.REMINDER_OFFSETS_SECONDS[0]
+    time.sleep(first_due + 2)  # past the first reminder's due time
+    shop = reminders_sent(lab)
+    return Row(
+        "5 scheduled reminders",
+        "the customer pays before the reminder is due",
+        Side(f"{naive} reminder sent to a customer who had paid", naive > 0, {"reminders": naive}),
+        Side(
+            f"{shop} reminders after the payment; order completed: {completed}",
+            shop > 0 or not completed,
+            {"reminders": shop},
+        ),
+        "lab/naive/reminders.py",
+        "notifications/reminders.py",
+    )
+
+
+def countdown_beyond_visibility(lab: LabStack) -> Row:
+    """A reminder due later than the broker's visibility timeout."""
+    delay = VISIBILITY_TIMEOUT * 3
+    fresh(lab)
+    naive_reminders.payment_declined(naive_order(), countdown=delay)
+    time.sleep(delay + 2)
+    naive = reminders_sent(lab)
+
+    fresh(lab)
+    order = shop_order("pm_card_chargeDeclined")
+    expired = patiently(settled([order], Order.Status.EXPIRED))  # after the last reminder
+    shop = reminders_sent(lab)
+    offsets = settings.REMINDER_OFFSETS_SECONDS
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    return Row(
+        "A countdown > visibility timeout (kombu 337)",
+        f"a reminder {delay:g} s away, visibility timeout {VISIBILITY_TIMEOUT} s",
+        Side(f"1 reminder sent {naive} times", naive != 1, {"reminders": naive}),
+        Side(
+            f"{shop} reminders for {len(offsets)} due at +{'/+'.join(map(str, offsets))} s "
+            f"(visibility timeout {visibility} s), each once; order expired: {expired}",
+            shop != len(offsets) or not expired,
+            {"reminders": shop},
+        ),
+        "lab/naive/reminders.py",
+        "notifications/reminders.py",
+    )
+
+
+CASES: dict[str, Callable[[LabStack], Row]] = {
+    "charge": idempotent_charge,
+    "breaker": circuit_breaker,
+    "memory-breaker": breaker_in_memory,
+    "compensation": compensated_workflow,
+    "reminders": paid_before_the_reminder,
+    "long-countdown": countdown_beyond_visibility,
+}
