@@ -65,6 +65,8 @@ def run(stack: BenchStack, requests: int = 500, block: int = 50) -> dict[str, ob
         "baseline": baseline,
         "ratio_median": checkout["median_ms"] / baseline["median_ms"],
         "ratio_p95": checkout["p95_ms"] / baseline["p95_ms"],
+        # every request's latency, for the report's distribution chart
+        "samples_ms": {name: [round(s * 1000, 3) for s in samples[name]] for name in paths},
     }
 
 
