@@ -151,7 +151,7 @@ def _at_limit(ours: int, gateway: int, aim: float, postgres_only: bool = False) 
             else:
                 text += "; lost/doubled not recorded"
         if postgres_only and kind != "postgresql":
-            return Verdict(f"{text} (aim is for PostgreSQL)", NOT_JUDGED)
+            return Verdict(f"{text}; aim is for PostgreSQL", NOT_JUDGED)
         return Verdict(text, _judge(ok))
 
     return judge
@@ -481,6 +481,7 @@ def chart_billing(plt: Any, runs: dict[str, Results], path: Path) -> None:
         ax.set_xlabel("subscriptions billed in the run")
         ax.legend(fontsize="small")
         ax.grid(axis="y", alpha=0.3)
+    rate_ax.set_ylim(0, rate_ax.get_ylim()[1] * 1.3)  # room for the legend above the raw-rate lines
     rate_ax.set_ylabel("subscriptions billed per second (1/s)")
     rate_ax.set_title("Billing throughput vs raw SDK charges\n(local gateway, no rate limiter)")
     rss_ax.set_ylabel("peak worker RSS (MB)")
@@ -527,6 +528,7 @@ def chart_limit(plt: Any, runs: dict[str, Results], path: Path) -> None:
     ax.set_ylabel("subscriptions billed per second (1/s)")
     latency = ", ".join(f"{ms} ms" for ms in sorted(latencies))
     ax.set_title(f"Batch billing at the gateway's rate limit (gateway latency {latency} a call)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the limit lines
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
