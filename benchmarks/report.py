@@ -484,6 +484,7 @@ def chart_billing(plt: Any, runs: dict[str, Results], path: Path) -> None:
     rate_ax.set_ylim(0, rate_ax.get_ylim()[1] * 1.3)  # room for the legend above the raw-rate lines
     rate_ax.set_ylabel("subscriptions billed per second (1/s)")
     rate_ax.set_title("Billing throughput vs raw SDK charges\n(local gateway, no rate limiter)")
+    rss_ax.set_ylim(0, rss_ax.get_ylim()[1] * 1.25)  # room for the legend
     rss_ax.set_ylabel("peak worker RSS (MB)")
     rss_ax.set_title("Billing worker's peak memory by size\n(aim: largest <= 1.2x smallest)")
     fig.tight_layout()
@@ -525,6 +526,7 @@ def chart_limit(plt: Any, runs: dict[str, Results], path: Path) -> None:
         ax.hlines(aim * limit, i - 0.45, i + 0.45, colors="black", linestyles=":",
                   label=name if i == 0 else None)  # fmt: skip
     ax.set_xticks(range(len(variants)), [names[v] for v in variants])
+    ax.set_xlabel("rate-limit variant")
     ax.set_ylabel("subscriptions billed per second (1/s)")
     latency = ", ".join(f"{ms} ms" for ms in sorted(latencies))
     ax.set_title(f"Batch billing at the gateway's rate limit (gateway latency {latency} a call)")
@@ -564,7 +566,7 @@ def _ecdf(ax: Any, samples: list[float], color: str, name: str) -> None:
 
 
 def chart_checkout(plt: Any, runs: dict[str, Results], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(max(9.0, 6.5 * len(runs)), 5), squeeze=False)
     for ax, run in zip(axes[0], runs.values(), strict=True):
         r = run["results"]["checkout"]
         samples = r.get("samples_ms")
@@ -590,7 +592,7 @@ def chart_checkout(plt: Any, runs: dict[str, Results], path: Path) -> None:
 
 
 def chart_load(plt: Any, runs: dict[str, Results], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(max(9.0, 6.5 * len(runs)), 5), squeeze=False)
     offsets, bar = _bar_offsets(2)
     for ax, run in zip(axes[0], runs.values(), strict=True):
         loads = run["results"]["load"]
