@@ -1,81 +1,123 @@
-"""python -m benchmarks [--only checkout,pipeline,outage,billing,limit]: each against its baseline."""
+"""python -m benchmarks [--only checkout,pipeline,outage,load,billing,limit] [--databases sqlite,postgresql]
+
+Each benchmark against its baseline, once per database: on SQLite, and on PostgreSQL where DATABASE_URL
+(or BENCH_DATABASE_URL) names a PostgreSQL server. Each database's run is a process of its own
+(`benchmarks.run`: Django's database is fixed when its settings load) and saves
+var/bench/results-<database>.json; then benchmarks/report.py writes var/bench/report.md, the charts and
+var/bench/readme-figures.md (`python -m benchmarks.report` redoes that from the saved results).
+
+This process does not load Django: it only decides the databases and starts the runs.
+"""
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks.stack import BENCH_DIR, bench_stack, fresh_bench_dir  # first: Django's database
+from benchmarks.options import BENCHMARKS, parser
+from devstack.runtime import VAR_DIR
+from envconfig import env_str
+
+BENCH_DIR = VAR_DIR / "bench"
+POSTGRES_SCHEMES = ("postgres", "postgresql")
 
 
-def main() -> None:
-    from benchmarks import batch_billing, checkout, load, outage, pipeline
+def _is_postgres(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).scheme in POSTGRES_SCHEMES
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    everything = "checkout,pipeline,outage,load,billing,limit"
-    parser.add_argument("--only", default=everything, help="comma-separated benchmarks")
-    parser.add_argument("--requests", type=int, default=500, help="checkout requests per side")
-    parser.add_argument("--orders", type=int, default=60, help="orders pushed through the pipeline")
-    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load benchmark")
-    parser.add_argument("--load-seconds", type=float, default=60, help="seconds of load, per variant")
-    parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")
-    parser.add_argument("--raw-charges", type=int, default=5000, help="raw SDK charges for the baseline")
-    parser.add_argument(
-        "--limit-size", type=int, default=2000, help="subscriptions billed per rate-limit variant (limit)"
-    )
-    parser.add_argument(
-        "--gateway-latency-ms", type=int, default=300, help="the gateway's latency per call (limit)"
-    )
-    args = parser.parse_args()
-    fresh_bench_dir()
-    chosen = set(args.only.split(","))
-    results: dict[str, object] = {}
-    if chosen & {"checkout", "pipeline", "outage", "load"}:
-        with bench_stack() as stack:
-            if "checkout" in chosen:
-                results["checkout"] = result = checkout.run(stack, requests=args.requests)
-                print(checkout.report(result), flush=True)
-            if "pipeline" in chosen:
-                results["pipeline"] = result = pipeline.run(stack, orders=args.orders)
-                print("\n" + pipeline.report(result), flush=True)
-            if "outage" in chosen:
-                results["outage"] = result = outage.run(stack)
-                print("\n" + outage.report(result), flush=True)
-            if "load" in chosen:
-                results["load"] = loads = load.run(stack, clients=args.clients, seconds=args.load_seconds)
-                print("\n" + load.report(loads), flush=True)
-    # One stack for both: this process enqueues billing runs, and its Celery producer keeps the broker it
-    # first connected to.
-    if chosen & {"billing", "limit"}:
-        with bench_stack() as stack:
-            if "billing" in chosen:
-                billing: list[dict[str, float]] = []
-                for n, size in enumerate(int(s) for s in args.billing_sizes.split(",")):
-                    # a fresh worker per size, so its peak RSS is this size's alone; no limiter: the shop's
-                    # own cost
-                    stack.restart_worker(GATEWAY_RATE_LIMIT_PER_SECOND="0")
-                    billing.append(batch_billing.run_size(stack, size, datetime.date(2030, 1, 1 + n)))
-                    print(f"  billed {size}: {billing[-1]['billed_per_s']:.1f}/s", flush=True)
-                raw = batch_billing.raw_charge_rate(stack, args.raw_charges)
-                results["billing"] = {"sizes": billing, "raw_charges_per_s": raw}
-                print("\n" + batch_billing.report(billing, raw), flush=True)
-            if "limit" in chosen:
-                at_limit: list[dict[str, float]] = []
-                for n, (ours, gateway) in enumerate(batch_billing.LIMIT_VARIANTS):
-                    # after the sizes' dates, before their subscriptions' next (February): only its own due
-                    due = datetime.date(2030, 1, 10 + n)
-                    latency = args.gateway_latency_ms
-                    at_limit.append(
-                        batch_billing.run_at_limit(stack, args.limit_size, due, ours, gateway, latency)
-                    )
-                    rate = at_limit[-1]["billed_per_s"]
-                    print(f"  limiter {ours}/s, gateway {gateway or '-'}/s: {rate:.1f}/s", flush=True)
-                results["limit"] = at_limit
-                print("\n" + batch_billing.report_at_limit(at_limit), flush=True)
-    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\nresults saved to {BENCH_DIR / 'results.json'}")
+
+def _admin(server_url: str, statement: str) -> None:
+    import psycopg
+
+    parts = urlsplit(server_url)
+    with psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username,
+        password=parts.password,
+        dbname="postgres",  # the server's maintenance database: the one the URL names need not exist
+        autocommit=True,  # CREATE/DROP DATABASE cannot run in a transaction
+    ) as connection:
+        connection.execute(statement)
+
+
+def postgres_database() -> tuple[str, str | None]:
+    """The PostgreSQL benchmark database's URL, and the server it was created on (to drop it after), or
+    None where BENCH_DATABASE_URL names one to use as it is. Created afresh for the run from DATABASE_URL:
+    bench_<name>_<pid>, so the shop's own database is never touched."""
+    given = env_str("BENCH_DATABASE_URL")
+    if _is_postgres(given):
+        return given, None
+    server = env_str("DATABASE_URL")
+    name = f"bench_{urlsplit(server).path.lstrip('/') or 'shop'}_{os.getpid()}"
+    _admin(server, f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}")), server
+
+
+def sqlite_database() -> str:
+    given = env_str("BENCH_DATABASE_URL")
+    if given and not _is_postgres(given):
+        return given
+    return f"sqlite:///{BENCH_DIR / 'sqlite' / 'bench.sqlite3'}"
+
+
+def chosen_databases(option: str | None) -> list[str]:
+    if option:
+        databases = [d.strip() for d in option.split(",") if d.strip()]
+        unknown = set(databases) - {"sqlite", "postgresql"}
+        if unknown:
+            raise SystemExit(f"--databases: unknown {', '.join(sorted(unknown))} (sqlite, postgresql)")
+        if "postgresql" in databases and not (
+            _is_postgres(env_str("DATABASE_URL")) or _is_postgres(env_str("BENCH_DATABASE_URL"))
+        ):
+            raise SystemExit("--databases postgresql needs DATABASE_URL naming a PostgreSQL server")
+        return databases
+    postgres = _is_postgres(env_str("DATABASE_URL")) or _is_postgres(env_str("BENCH_DATABASE_URL"))
+    return ["sqlite", "postgresql"] if postgres else ["sqlite"]
+
+
+def run_one(database: str, argv: list[str]) -> int:
+    """One database's run in a process of its own; its exit status."""
+    dropped_on = None
+    if database == "postgresql":
+        url, dropped_on = postgres_database()
+    else:
+        url = sqlite_database()
+    try:
+        env = {**os.environ, "BENCH_DATABASE_URL": url}
+        return subprocess.call([sys.executable, "-m", "benchmarks.run", *argv], env=env)
+    finally:
+        if dropped_on:
+            name = urlsplit(url).path.lstrip("/")
+            _admin(dropped_on, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    unknown = set(args.only.split(",")) - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"--only: unknown {', '.join(sorted(unknown))} ({', '.join(BENCHMARKS)})")
+    databases = chosen_databases(args.databases)
+    # A fresh var/bench: the report shows this run's results only.
+    shutil.rmtree(BENCH_DIR, ignore_errors=True)
+    BENCH_DIR.mkdir(parents=True)
+    from benchmarks import report
+
+    report.save_run_info(BENCH_DIR, shlex.join(["python", "-m", "benchmarks", *argv]), databases)
+    failed = [database for database in databases if run_one(database, argv) != 0]
+    report.finish_run_info(BENCH_DIR, datetime.datetime.now(datetime.UTC))
+    written = report.write_report(BENCH_DIR)
+    print("\n" + "\n".join(f"wrote {path}" for path in written))
+    if failed:
+        print(f"the run on {', '.join(failed)} failed: see its output above", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

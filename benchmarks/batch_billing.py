@@ -14,6 +14,7 @@ import datetime
 import multiprocessing
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,11 +101,18 @@ def run_at_limit(
     reset_limiter("payments")
     stack.sandbox.set_fault("payments", latency_ms=latency_ms, rate_limit_per_second=gateway_limit)
     refused_before = stack.sandbox.stats()["payments"]["rejected"]
+    intents_before = len(stack.sandbox.payment_intents())
     try:
         elapsed = bill(size, due)
     finally:
         stack.sandbox.clear_faults()
     limit = min(our_limit, gateway_limit or our_limit)
+    # What the gateway charged, per invoice: each of the run's invoices once (none lost, none doubled).
+    charges = Counter(
+        (intent.get("metadata") or {}).get("invoice_number")
+        for intent in stack.sandbox.payment_intents()[intents_before:]
+        if intent["status"] == "succeeded"
+    )
     return {
         "size": size,
         "our_limit": our_limit,
@@ -114,6 +122,8 @@ def run_at_limit(
         "of_limit": size / elapsed / limit,
         "seconds": elapsed,
         "refused_429": stack.sandbox.stats()["payments"]["rejected"] - refused_before,
+        "charged_invoices": len(charges),
+        "doubled_invoices": sum(1 for count in charges.values() if count > 1),
     }
 
 
@@ -173,6 +183,7 @@ def report_at_limit(results: list[dict[str, float]]) -> str:
         lines.append(
             f"  our limiter {int(r['our_limit']):>3}/s, gateway {gateway:>9}: "
             f"{r['billed_per_s']:6.1f} billed/s  ({r['of_limit']:.0%} of the limit, {r['seconds']:.0f} s)  "
-            f"429s: {int(r['refused_429'])}"
+            f"429s: {int(r['refused_429'])}  charged {r.get('charged_invoices', '?')}, "
+            f"doubled {r.get('doubled_invoices', '?')}"
         )
     return "\n".join(lines)

@@ -74,6 +74,8 @@ def side_by_side(stack: BenchStack, requests: int, block: int = 50) -> dict[str,
         "baseline": baseline,
         "ratio_median": checkout["median_ms"] / baseline["median_ms"],
         "ratio_p95": checkout["p95_ms"] / baseline["p95_ms"],
+        # every request's latency, for the report's distribution chart
+        "samples_ms": {name: [round(s * 1000, 3) for s in samples[name]] for name in paths},
     }
 
 

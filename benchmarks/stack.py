@@ -17,8 +17,13 @@ from devstack.runtime import VAR_DIR
 from envconfig import env_str
 
 BENCH_DIR = VAR_DIR / "bench"
-BENCH_DIR.mkdir(parents=True, exist_ok=True)
-os.environ["DATABASE_URL"] = env_str("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'bench.sqlite3'}")
+_DATABASE_URL = env_str("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DIR / 'sqlite' / 'bench.sqlite3'}")
+DATABASE_KIND = "postgresql" if _DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
+# This database's run: its logs, the sandbox's state and (SQLite) the database file; report files stay in
+# BENCH_DIR, where each database's run leaves its results-<kind>.json.
+RUN_DIR = BENCH_DIR / DATABASE_KIND
+RUN_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["DATABASE_URL"] = _DATABASE_URL
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
 import django  # noqa: E402
@@ -31,12 +36,12 @@ from devstack import processes  # noqa: E402
 from sandbox.testing import SandboxControl  # noqa: E402
 
 
-def fresh_bench_dir() -> None:
-    """Start from an empty var/bench. Called by the benchmark's main, not at import: the processes it
-    spawns (the raw-charge baseline) import this module too, and wiping the directory under a running
-    stack takes its database with it."""
-    shutil.rmtree(BENCH_DIR, ignore_errors=True)
-    BENCH_DIR.mkdir(parents=True)
+def fresh_run_dir() -> None:
+    """Start this database's run from an empty folder. Called by the run's main, not at import: the
+    processes it spawns (the raw-charge baseline) import this module too, and wiping the directory under a
+    running stack takes its database with it."""
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    RUN_DIR.mkdir(parents=True)
 
 
 @dataclass
@@ -69,7 +74,7 @@ class BenchStack:
 def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
     """Migrate the benchmark database and run the shop on free ports, as `make demo` would."""
     call_command("migrate", interactive=False, verbosity=0)
-    log_dir = BENCH_DIR / "log"
+    log_dir = RUN_DIR / "log"
     children: list[processes.Child] = []
     try:
         redis_url = env_str("REDIS_URL")
@@ -77,7 +82,7 @@ def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
             redis_child, redis_url = processes.start_redis(log_dir, processes.free_port())
             children.append(redis_child)
         http_port, smtp_port, web_port = processes.free_port(), processes.free_port(), processes.free_port()
-        children.append(processes.start_sandbox(log_dir, BENCH_DIR / "sandbox.sqlite3", http_port, smtp_port))
+        children.append(processes.start_sandbox(log_dir, RUN_DIR / "sandbox.sqlite3", http_port, smtp_port))
         restore_settings = processes.use_services(redis_url, http_port, smtp_port)
         env = processes.service_env(redis_url, http_port, smtp_port, SHOP_BENCHMARK_ENDPOINTS="1")
         worker = processes.start_worker(log_dir, env, concurrency=worker_concurrency)
