@@ -25,7 +25,9 @@ from tests.harness import Stack, database_url, wait_for
 ROOT = Path(__file__).resolve().parent.parent
 TEST_VAR = VAR_DIR / "test" / str(os.getpid())  # per session: two test runs can share a checkout
 STANDARD_WORKER = "test-worker"
-REMINDER_OFFSETS = [2, 4, 6]
+# The shop's own reminder offsets (+24/48/72 h), pinned so that a value in the environment cannot shorten
+# them: tests make reminders due by moving the shop clock a day at a time (tests/e2e/shop_clock.py).
+REMINDER_OFFSETS = [86400, 172800, 259200]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -132,7 +134,7 @@ def stack(
         # the tests that set a limit of their own are paced by it.
         GATEWAY_RATE_LIMIT_PER_SECOND="1000",
         JOB_DEFER_JITTER_SECONDS="0.5",
-        # Reminders seconds apart instead of days, sent by a beat job every half second.
+        # Reminders at the shop's real offsets; where a test runs a beat, it looks for due ones every 0.5 s.
         REMINDER_OFFSETS_SECONDS=",".join(str(s) for s in REMINDER_OFFSETS),
         REMINDER_INTERVAL_SECONDS="0.5",
         # Where a test runs a beat, its sweepers look every 2 s for work idle 15 s (lost messages).

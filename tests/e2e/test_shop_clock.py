@@ -6,59 +6,41 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from jobkit import clock
-from jobkit.models import JobRun
 from orders.models import Order
 from subscriptions.models import Subscription
+from tests.e2e.shop_clock import advance_clock, numbers, reminders_about, wait_for_reminder_job
 from tests.e2e.test_subscriptions import intents_for, sign_up, wait_for_subscription
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 
-REAL_OFFSETS = {"REMINDER_OFFSETS_SECONDS": "86400,172800,259200"}  # the shop's defaults: +24/48/72 h
-
-
-@pytest.fixture
-def staff(client, e2e):
-    client.force_login(get_user_model().objects.create_superuser("staff", "staff@example.com", "test-only"))
-    return client
-
-
-def reminders_for(sandbox, order_id: str) -> list[str]:
-    return [m["subject"] for m in sandbox.mail_messages() if m["subject"].startswith("Reminder")]
-
 
 def test_reminders_come_due_as_the_clock_moves_a_day_at_a_time(staff, workers, catalogue, wait_for_order):
-    [standard] = workers.workers
-    workers.stop_worker(standard)
-    workers.add_worker("real-offsets-worker", **REAL_OFFSETS)
     workers.add_beat("beat")
     body = {"email": "ada@example.com", "items": [{"sku": "MUG-BLUE", "quantity": 1}]}
     body["payment_method"] = "pm_card_chargeDeclined"
     order_id = staff.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
     wait_for_order(order_id, "payment_failed")
 
-    beat_looked = JobRun.objects.filter(name="notifications.send_due_reminders", status="succeeded")
-    staff.post("/ops/", {"clock": "1h"})
-    staff.post("/ops/", {"clock": "1h"})
-    looked_before = beat_looked.count()
-    wait_for(lambda: beat_looked.count() >= looked_before + 3, 30, workers.logs)  # looked again since
-    assert reminders_for(workers.sandbox, order_id) == []  # +2 h: nothing due yet
+    def reminded() -> list[str]:
+        return numbers(reminders_about(workers.sandbox, order_id, "ada@example.com"))
+
+    advance_clock(staff, "1h")
+    since = advance_clock(staff, "1h")
+    wait_for_reminder_job(workers, since)
+    assert reminded() == []  # +2 h: nothing due yet
 
     for sent in (1, 2):
-        staff.post("/ops/", {"clock": "1d"})
-        wait_for(lambda n=sent: len(reminders_for(workers.sandbox, order_id)) == n, 30, workers.logs)
+        since = advance_clock(staff, "1d")
+        wait_for_reminder_job(workers, since)
+        assert len(reminded()) == sent
     assert Order.objects.get(public_id=order_id).status == "payment_failed"
-    staff.post("/ops/", {"clock": "1d"})
+    advance_clock(staff, "1d")
     wait_for_order(order_id, "expired")
-    assert [s.split(":")[0] for s in reminders_for(workers.sandbox, order_id)] == [
-        "Reminder 1",
-        "Reminder 2",
-        "Reminder 3",
-    ]
+    assert reminded() == ["Reminder 1", "Reminder 2", "Reminder 3"]
     order_page = staff.get(f"/orders/{order_id}/").content.decode()
     assert order_page.count('<span class="status sent">sent</span>') == 3  # the visitor sees all three
     page = staff.get("/ops/").content.decode()
@@ -70,7 +52,7 @@ def test_a_monthly_renewal_after_moving_the_clock_to_the_next_billing_date(staff
     subscription = wait_for_subscription(workers, subscription_id, "active")
     first_end = subscription.current_period_end
 
-    staff.post("/ops/", {"clock": "next_billing"})
+    advance_clock(staff, "next_billing")
     assert clock.today() == first_end
     staff.post("/ops/", {"bill_date": clock.today().isoformat()})  # the button's default date
     renewed = wait_for(
