@@ -40,15 +40,20 @@ handlers: Registry[RemindedSubject] = Registry("reminder handler")
 
 
 def schedule(subject: str) -> None:
-    """Plan the reminders for an unpaid subject (call in the transaction that records the failure)."""
+    """Plan the reminders for an unpaid subject (call in the transaction that records the failure).
+
+    After a later failure (paid again, declined again) the reminders called off by the payment count
+    again from now; those already sent are not sent twice, and the final one still ends the subject."""
     now = clock.now()
     offsets = settings.REMINDER_OFFSETS_SECONDS
     for sequence, offset in enumerate(offsets, start=1):
-        Reminder.objects.get_or_create(
-            subject=subject,
-            sequence=sequence,
-            defaults={"due_at": now + timedelta(seconds=offset), "final": sequence == len(offsets)},
+        due_at = now + timedelta(seconds=offset)
+        reminder, created = Reminder.objects.get_or_create(
+            subject=subject, sequence=sequence, defaults={"due_at": due_at, "final": sequence == len(offsets)}
         )
+        if not created and reminder.status == Reminder.Status.SKIPPED:
+            reminder.status, reminder.due_at, reminder.handled_at = Reminder.Status.PENDING, due_at, None
+            reminder.save(update_fields=["status", "due_at", "handled_at"])
 
 
 def cancel(subject: str) -> int:

@@ -148,6 +148,45 @@ def test_paying_between_the_first_and_second_reminder_stops_the_rest(
     assert [pi["status"] for pi in intents] == ["requires_payment_method", "succeeded"]
 
 
+def test_declined_again_after_paying_again_the_reminders_left_come_and_the_order_expires(
+    staff, workers, catalogue, wait_for_order
+):
+    workers.add_beat("beat-1")
+    order_id = declined_order(staff)
+    wait_for_order(order_id, "payment_failed")
+    wait_for_reminder_job(workers, advance_clock(staff, "1d"))
+    assert numbers(reminders_about(workers.sandbox, order_id, "ada@example.com")) == ["Reminder 1"]
+
+    again = {"payment_method": "pm_card_chargeDeclined"}
+    response = staff.post(
+        f"/api/orders/{order_id}/pay", data=json.dumps(again), content_type="application/json"
+    )
+    assert response.status_code == 202
+    wait_for_order(order_id, "payment_failed")
+    wait_for(
+        lambda: Reminder.objects.filter(subject=f"order:{order_id}", status="pending").count() == 2,
+        30,
+        workers.logs,
+    )  # 2 and 3, called off by the payment attempt, count again from its failure
+
+    wait_for_reminder_job(workers, advance_clock(staff, "1d"))
+    assert numbers(reminders_about(workers.sandbox, order_id, "ada@example.com")) == ["Reminder 1"]
+    wait_for_reminder_job(workers, advance_clock(staff, "1d"))  # +48 h after the second decline
+    assert numbers(reminders_about(workers.sandbox, order_id, "ada@example.com")) == [
+        "Reminder 1",
+        "Reminder 2",
+    ]
+    advance_clock(staff, "1d")
+    wait_for_order(order_id, "expired")
+    assert numbers(reminders_about(workers.sandbox, order_id, "ada@example.com")) == [
+        "Reminder 1",
+        "Reminder 2",
+        "Reminder 3",
+    ]
+    intents = [pi for pi in workers.sandbox.payment_intents() if pi["metadata"].get("order_id") == order_id]
+    assert [pi["status"] for pi in intents] == ["requires_payment_method", "requires_payment_method"]
+
+
 def test_a_declined_renewal_is_reminded_once_each_then_cancelled(staff, workers, plans):
     subscription_id = sign_up(staff, email="lin@example.com").json()["id"]
     subscription = wait_for_subscription(workers, subscription_id, "active")
