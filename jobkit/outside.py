@@ -54,11 +54,14 @@ _SMTP_OUTAGE = {421, 451}
 
 @contextmanager
 def outside_call(service: str) -> Iterator[Permit]:
-    """Run one call to `service` under its circuit breaker, then its rate limiter if it has one.
+    """Run one call to `service` in its turn from the rate limiter, if it has one, under its breaker.
 
-    An open breaker raises CircuitOpen and a turn too far off raises RateLimited, before anything is
-    sent. The breaker is asked first, so calls it turns away take no turn from the limiter; a 429
-    (RateLimited from the block) slows the limiter down and counts for the breaker as no failure.
+    A turn too far off raises RateLimited and an open breaker raises CircuitOpen, before anything is
+    sent. The turn comes first and the breaker is asked after any wait for it, right before the call: a
+    breaker asked first would let every call already waiting for its turn through after it opened (the
+    fault campaign counted 64 such calls to a down gateway). So a call the breaker turns away has taken a
+    turn, which costs nothing while the service is not being called. A 429 (RateLimited from the block)
+    slows the limiter down and counts for the breaker as no failure.
 
     A failed probe raises CircuitOpen too. The half-open breaker lets one call through to test the
     service; when the outage goes on, the breaker opens again, and the job that probed waits for the next
@@ -68,11 +71,11 @@ def outside_call(service: str) -> Iterator[Permit]:
     limiter = limiter_for(service)
     breaker = breaker_for(service)
     probe = False
+    if limiter is not None:
+        limiter.acquire()  # sleeps for a near turn
     try:
         with breaker.guard(is_outage) as permit:
             probe = permit.probe
-            if limiter is not None:
-                limiter.acquire()  # sleeps for a near turn
             try:
                 yield permit
             except RateLimited:

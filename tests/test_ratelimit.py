@@ -14,6 +14,7 @@ import pickle
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from redis import Redis
 
 from devstack.processes import wait_until
 from jobkit import ratelimit
-from jobkit.breaker import breaker_for
+from jobkit.breaker import CircuitOpen, breaker_for
 from jobkit.errors import Deferred
 from jobkit.outside import http_error, outside_call
 from jobkit.ratelimit import RateLimited, RateLimiter, limiter_for
@@ -224,6 +225,29 @@ def test_a_call_without_a_near_turn_is_not_made(payments: RateLimiter):
     assert calls == []
     assert payments.snapshot()["slowdowns"] == 0  # our own refusal is no 429
     assert breaker_for("payments").snapshot()["in_flight"] == 0  # its permit was handed back
+
+
+def test_a_breaker_that_opens_while_a_call_waits_for_its_turn_turns_the_call_away(
+    payments: RateLimiter, settings: Any
+):
+    settings.RATE_LIMITS = {"payments": 1.0}  # a turn every second, so the second call waits for its turn
+    with outside_call("payments"):
+        pass
+    calls: list[str] = []
+
+    def second_call() -> None:
+        with outside_call("payments"):
+            calls.append("made")
+
+    waiting = ThreadPoolExecutor(max_workers=1).submit(second_call)
+    wait_until(lambda: payments.snapshot()["granted"] == 2, 5, "the second call to take its turn")
+    breaker = breaker_for("payments")
+    for _ in range(breaker.failure_threshold):  # the gateway fails for other callers meanwhile
+        breaker.record_failure(breaker.admit())
+    assert breaker.snapshot()["state"] == "open"
+    with pytest.raises(CircuitOpen):
+        waiting.result(timeout=5)
+    assert calls == []  # asked right before the call, not before the wait: nothing reached the gateway
 
 
 def test_limiter_for_builds_from_settings(settings: Any):
