@@ -7,7 +7,7 @@ a failed call into one of three facts about the answer it got, which this module
 |--------------------------------------------------|---------------------|---------------------|
 | no answer: refused, reset, dropped, timed out    | retry               | yes                 |
 | HTTP 5xx or 408                                  | retry               | yes                 |
-| HTTP 409 (the same Idempotency-Key is in flight) | retry               | no                  |
+| HTTP 409 (the same Idempotency-Key is in flight) | deferred            | no                  |
 | HTTP 429 (rate limited)                          | deferred            | no                  |
 | any other HTTP 4xx                               | dead letter         | no                  |
 | SMTP 421 or 451 (the server itself failing)      | retry               | yes                 |
@@ -22,7 +22,9 @@ service is healthy and busy, and a 4xx says our request was wrong.
 "Deferred" is a 429: the service did not run the call and says "not now", like our own rate limiter
 (`jobkit.ratelimit`), which every call of a service with a limit takes a turn from first. It raises
 `RateLimited`, so the job is sent again a second later (the window Stripe counts calls in) without
-spending a retry, and the limiter slows down.
+spending a retry, and the limiter slows down. A 409 is deferred too: our own earlier request with that
+key is still running at the service (a call we gave up on at its timeout can run on there for seconds),
+so the job waits for it to end and then gets its answer, instead of spending a retry on every knock.
 
 Text an outside service sends us (a decline message, an id) goes into our columns through `fit`, so a
 longer value than we expected never makes the recording transaction fail again and again.
@@ -48,6 +50,9 @@ from jobkit.ratelimit import RateLimited, limiter_for
 
 # Stripe counts calls per second: after a 429, the next window starts within a second.
 RATE_LIMITED_RETRY_AFTER_SECONDS = 1.0
+# After a 409 (the same key in flight): look again in a second; the request in flight ends within the
+# service's own time limit, and JOB_DEFER_DEADLINE_SECONDS bounds the wait in any case.
+KEY_IN_FLIGHT_RETRY_AFTER_SECONDS = 1.0
 # SMTP 4xx replies that mean the server itself is failing (RFC 5321: 421 closing, 451 local error).
 _SMTP_OUTAGE = {421, 451}
 
@@ -158,13 +163,13 @@ def no_answer(service: str, detail: object) -> TransientError:
     return TransientError(f"{service} unreachable: {detail}")
 
 
-def http_error(service: str, status: int, detail: object) -> TransientError | PermanentError | RateLimited:
+def http_error(service: str, status: int, detail: object) -> TransientError | PermanentError | Deferred:
     """The decision for an HTTP error status."""
     text = f"{service} {status}: {detail}"
     if status >= 500 or status == 408:
         return TransientError(text)
     if status == 409:
-        return TransientError(f"{text} (the same Idempotency-Key is in flight)", outage=False)
+        return Deferred(f"{text} (the same Idempotency-Key is in flight)", KEY_IN_FLIGHT_RETRY_AFTER_SECONDS)
     if status == 429:
         return RateLimited(service, RATE_LIMITED_RETRY_AFTER_SECONDS, f"the service answered {text}")
     return PermanentError(f"{service} refused the request: {text}")

@@ -26,9 +26,10 @@ def place_order(client, payment_method: str = "pm_card_visa") -> str:
     return client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()["id"]
 
 
-def test_a_carrier_409_for_a_key_in_flight_is_retried_and_never_compensates(client, workers, plans):
+def test_a_carrier_409_for_a_key_in_flight_is_deferred_and_never_compensates(client, workers, plans):
     """Two deliveries of register_delivery at once: the carrier answers the second 409 (same key in
-    flight). That is a busy service, not a refusal: retried, and the healthy sign-up is never refunded."""
+    flight). That is a busy service, not a refusal: deferred (no retry spent), and the healthy sign-up is
+    never refunded."""
     [standard] = workers.workers
     workers.stop_worker(standard)
     subscription_id = sign_up(client, key="racing-registrations").json()["id"]
@@ -43,7 +44,9 @@ def test_a_carrier_409_for_a_key_in_flight_is_retried_and_never_compensates(clie
     workers.sandbox.set_fault("carrier", latency_ms=2000)  # both calls are in flight together
     workers.add_worker("external", queues=("external",))  # two pool processes: both jobs at once
     wait_for(
-        lambda: JobRun.objects.filter(name="subscriptions.register_delivery", retries__gte=1).exists(),
+        lambda: JobRun.objects.filter(
+            name="subscriptions.register_delivery", last_error__icontains="Idempotency-Key is in flight"
+        ).exists(),
         30,
         workers.logs,
     )  # one of them met the 409
@@ -54,6 +57,7 @@ def test_a_carrier_409_for_a_key_in_flight_is_retried_and_never_compensates(clie
     assert workers.sandbox.refunds() == []
     assert [r["reference"] for r in workers.sandbox.registrations()] == [subscription_id]
     assert not JobRun.objects.filter(status="dead").exists()
+    assert not JobRun.objects.filter(name="subscriptions.register_delivery", retries__gte=1).exists()
     assert breaker_for("carrier").snapshot()["failures"] == 0  # busy is not an outage
 
 
@@ -100,8 +104,8 @@ def test_a_hung_gateway_times_out_as_an_outage_and_the_retry_charges_once(
     workers.sandbox.set_fault("payments", latency_ms=4000)
     order_id = place_order(client)
     charge = JobRun.objects.filter(name="orders.charge_order")
-    # the first call times out (the gateway answers after 4 s); its retries may meet the 409 of that same
-    # request, still in flight at the gateway, until it ends
+    # the first call times out (the gateway answers after 4 s); its retry may meet the 409 of that same
+    # request, still in flight at the gateway, and waits for it to end without spending retries
     timed_out = charge.filter(status="retrying", last_error__icontains="timed out")
     wait_for(timed_out.exists, 30, workers.logs)
     assert "unreachable" in timed_out.get().last_error
