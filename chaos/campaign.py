@@ -124,6 +124,10 @@ class Campaign:
             thread.start()
         threads[1].join()  # every fault started and ended
         threads[2].join()  # every request answered
+        if len(traffic.answers) < traffic.sends:  # the load itself failed: the campaign proves nothing
+            self.errors.append(
+                f"the load stopped early: {len(traffic.answers)} of {traffic.sends} requests sent"
+            )
         self.end_faults(sandbox)
         self.say(f"{self._now():6.1f}s  faults stopped; waiting for the shop to settle")
         self.progress.phase("settling")

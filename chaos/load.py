@@ -121,8 +121,8 @@ class Load:
         """Send every request at `start` (monotonic) + its time; returns once all are answered."""
         with ThreadPoolExecutor(CLIENTS, thread_name_prefix="client") as pool:
             for request in self.requests:
-                while not stopping() and time.monotonic() < start + request.at:
-                    time.sleep(min(0.05, start + request.at - time.monotonic()))
+                while not stopping() and (wait := start + request.at - time.monotonic()) > 0:
+                    time.sleep(min(0.05, wait))
                 pool.submit(self._send_all, request)
 
     def _send_all(self, request: Request) -> None:
