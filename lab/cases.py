@@ -157,8 +157,13 @@ def shipments(lab: LabStack, order: Order) -> int:
     return sum(shipment["reference"] == str(order.public_id) for shipment in lab.sandbox.shipments())
 
 
-def emails_to(lab: LabStack, order: Order) -> int:
-    return sum(order.email in message["to"] for message in lab.sandbox.mail_messages())
+def emails_to(lab: LabStack, order: Order, subject: str) -> int:
+    """Messages the naive version sent (by its subject: the shop's recovery sweep also sees the naive
+    versions' orders, and may send the shop's own emails for one it finds stuck)."""
+    return sum(
+        order.email in message["to"] and message["subject"] == subject
+        for message in lab.sandbox.mail_messages()
+    )
 
 
 def has_pdf(order: Order) -> bool:
@@ -446,7 +451,7 @@ def single_responsibility(lab: LabStack) -> Row:
     patiently(settled([order], Order.Status.PAID))
     naive_quiet(lab)  # the job sent its email and shipped after the outage, or ran out of retries
     naive.update(charges=charges(lab, [order]), shipments=shipments(lab, order))
-    naive["emails"] = emails_to(lab, order)
+    naive["emails"] = emails_to(lab, order, "Your order")
 
     order, shop = run(shop_order, lambda order: has_pdf(order) and shipments(lab, order) > 0)
     completed = patiently(settled([order], Order.Status.COMPLETED))
@@ -502,7 +507,7 @@ def chained_workflow(lab: LabStack) -> Row:
         "stuck": int(status == Order.Status.PROCESSING),
         "charges": charges(lab, [order]),
         "pdf": int(has_pdf(order)),
-        "emails": emails_to(lab, order),
+        "emails": emails_to(lab, order, "Your invoice"),
     }
 
     fresh(lab)
