@@ -455,7 +455,7 @@ def single_responsibility(lab: LabStack) -> Row:
 
     order, shop = run(shop_order, lambda order: has_pdf(order) and shipments(lab, order) > 0)
     completed = patiently(settled([order], Order.Status.COMPLETED))
-    emails = Counter(message["subject"] for message in lab.sandbox.mail_messages())
+    emails = Counter(m["subject"] for m in lab.sandbox.mail_messages() if order.email in m["to"])
     shop.update(charges=charges(lab, [order]), shipments=shipments(lab, order), emails=sum(emails.values()))
     return Row(
         "1 single-responsibility jobs",
