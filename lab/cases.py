@@ -4,28 +4,42 @@ what happened at the outside world (the sandbox's records) or in the database. I
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import math
+import os
+import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
+from billing.models import PaymentAttempt
+from devstack.processes import Child
+from jobkit import clock
 from jobkit.breaker import SERVICES, breaker_for
 from jobkit.ratelimit import reset_limiter
+from lab.naive import billing as naive_billing
 from lab.naive import breaker as naive_breaker
+from lab.naive import chain as naive_chain
 from lab.naive import charge as naive_charge
+from lab.naive import order as naive_process
 from lab.naive import reminders as naive_reminders
 from lab.naive import signup as naive_signup
+from lab.naive import worker_lost as naive_worker_lost
 from lab.naive.app import NAIVE_PREFIX, VISIBILITY_TIMEOUT
 from lab.stack import CONCURRENCY, LabStack, wait
 from orders.checkout import CartLine, pay_again, place_order, write_order
 from orders.models import Order, Product
 from shop.factories import ProductFactory, seed_plans
-from subscriptions.models import Subscription
+from subscriptions.models import BillingRun, Subscription
+from subscriptions.renewals import start_run
 from subscriptions.signup import sign_up
 
 # Every wait for an outcome ends here: a version that neither finishes nor fails within it is stuck.
@@ -136,6 +150,60 @@ def settled(orders: list[Order], *statuses: str) -> Callable[[], bool]:
 
 def count(orders: list[Order], *statuses: str) -> int:
     return Order.objects.filter(pk__in=[o.pk for o in orders], status__in=statuses).count()
+
+
+def shipments(lab: LabStack, order: Order) -> int:
+    """Shipments the carrier registered for this order (the shop's and the naive versions' name it)."""
+    return sum(shipment["reference"] == str(order.public_id) for shipment in lab.sandbox.shipments())
+
+
+def emails_to(lab: LabStack, order: Order, subject: str) -> int:
+    """Messages the naive version sent (by its subject: the shop's recovery sweep also sees the naive
+    versions' orders, and may send the shop's own emails for one it finds stuck)."""
+    return sum(
+        order.email in message["to"] and message["subject"] == subject
+        for message in lab.sandbox.mail_messages()
+    )
+
+
+def has_pdf(order: Order) -> bool:
+    return bool(Order.objects.select_related("invoice").get(pk=order.pk).invoice.pdf)
+
+
+def naive_taken(lab: LabStack) -> bool:
+    """The naive queue is empty: a worker process has taken the job just sent."""
+    return redis.Redis.from_url(lab.redis_url).llen(f"{NAIVE_PREFIX}naive") == 0
+
+
+def kill_pool(worker: Child) -> int:
+    """SIGKILL the worker's pool processes (what the OOM killer does to the process running a job); the
+    main process lives on and starts new ones. Returns how many were killed."""
+    pool = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == worker.pid:
+            pool.append(int(stat.parent.name))
+    for pid in pool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pool)
+
+
+def kill_worker(worker: Child) -> float:
+    """SIGKILL the whole worker (main process and pool: one process group), start it again; returns the
+    monotonic time of the kill."""
+    killed_at = time.monotonic()
+    worker.signal_group(signal.SIGKILL)
+    assert worker.popen is not None
+    worker.popen.wait(10)
+    if worker.pump is not None:
+        worker.pump.join(5)
+    worker.start()
+    wait(lambda: "ready." in worker.output_tail(), 60, f"{worker.name} to be ready again")
+    return killed_at
 
 
 def patiently(check: Callable[[], bool], seconds: float = SETTLE_SECONDS) -> bool:
@@ -355,11 +423,285 @@ def countdown_beyond_visibility(lab: LabStack) -> Row:
     )
 
 
+# --- 1. single-responsibility jobs -----------------------------------------------------------------------
+MAIL_OUTAGE_SECONDS = 4.0
+
+
+def single_responsibility(lab: LabStack) -> Row:
+    """The mail server is down when the order is paid, for MAIL_OUTAGE_SECONDS (for the shop, until its
+    PDF and shipment are done too, should that take longer), then back."""
+
+    def run(start: Callable[[], Order], ready: Callable[[Order], bool]) -> tuple[Order, dict[str, int]]:
+        fresh(lab)
+        lab.sandbox.set_fault("mail", outage=True)
+        began = time.monotonic()
+        order = start()
+        time.sleep(max(0.0, MAIL_OUTAGE_SECONDS - (time.monotonic() - began)))
+        patiently(lambda: ready(order), SETTLE_SECONDS / 2)
+        during = {"shipments_in_outage": shipments(lab, order), "pdf_in_outage": int(has_pdf(order))}
+        lab.sandbox.set_fault("mail", outage=False)
+        return order, during
+
+    def naive_start() -> Order:
+        order = naive_order()
+        naive_process.process_order.delay(str(order.public_id))
+        return order
+
+    order, naive = run(naive_start, lambda order: True)
+    patiently(settled([order], Order.Status.PAID))
+    naive_quiet(lab)  # the job sent its email and shipped after the outage, or ran out of retries
+    naive.update(charges=charges(lab, [order]), shipments=shipments(lab, order))
+    naive["emails"] = emails_to(lab, order, "Your order")
+
+    order, shop = run(shop_order, lambda order: has_pdf(order) and shipments(lab, order) > 0)
+    completed = patiently(settled([order], Order.Status.COMPLETED))
+    emails = Counter(m["subject"] for m in lab.sandbox.mail_messages() if order.email in m["to"])
+    shop.update(charges=charges(lab, [order]), shipments=shipments(lab, order), emails=sum(emails.values()))
+    return Row(
+        "1 single-responsibility jobs",
+        f"mail server down {MAIL_OUTAGE_SECONDS:g} s while an order is processed",
+        Side(
+            f"{naive['charges']} charges for 1 order (one per retry of the whole job); during the outage "
+            f"{naive['shipments_in_outage']} shipments; after it {naive['shipments']} shipment, "
+            f"{naive['emails']} email",
+            naive["charges"] != 1 or naive["shipments_in_outage"] == 0,
+            naive,
+        ),
+        Side(
+            f"during the outage PDF stored: {bool(shop['pdf_in_outage'])}, {shop['shipments_in_outage']} "
+            f"shipment; after it {shop['emails']} emails ({len(emails)} kinds, each once), "
+            f"{shop['shipments']} shipment, {shop['charges']} charge, completed: {completed}",
+            not completed
+            or shop["pdf_in_outage"] != 1
+            or shop["shipments_in_outage"] != 1
+            or shop["shipments"] != 1
+            or shop["charges"] != 1
+            or len(emails) != 2
+            or set(emails.values()) != {1},
+            shop,
+        ),
+        "lab/naive/order.py",
+        "orders/pipeline.py",
+    )
+
+
+# --- 3. chained workflow ----------------------------------------------------------------------------------
+GATEWAY_LATENCY_MS = 3000  # the charge step's call is in flight this long: the moment the kill lands
+
+
+def chained_workflow(lab: LabStack) -> Row:
+    """The process running the chain's charge step is SIGKILLed while its gateway call is in flight."""
+    fresh(lab)
+    lab.sandbox.set_fault("payments", latency_ms=GATEWAY_LATENCY_MS)
+    order = naive_order()
+    naive_chain.start_order.delay(str(order.public_id))
+    wait(settled([order], Order.Status.PROCESSING), SETTLE_SECONDS, "the naive chain's first step")
+    wait(lambda: naive_taken(lab), SETTLE_SECONDS, "the naive charge step to be taken")
+    time.sleep(1.0)  # its gateway call is in flight
+    kill_pool(lab.naive)
+    lab.sandbox.set_fault("payments", latency_ms=0)
+    time.sleep(3 * VISIBILITY_TIMEOUT + 2)  # long past any redelivery the broker would make
+    naive_quiet(lab)
+    status = Order.objects.get(pk=order.pk).status
+    naive = {
+        "stuck": int(status == Order.Status.PROCESSING),
+        "charges": charges(lab, [order]),
+        "pdf": int(has_pdf(order)),
+        "emails": emails_to(lab, order, "Your invoice"),
+    }
+
+    fresh(lab)
+    lab.sandbox.set_fault("payments", latency_ms=GATEWAY_LATENCY_MS)
+    order = shop_order()
+    wait(
+        lambda: PaymentAttempt.objects.filter(invoice_id=order.invoice_id).exists(),
+        SETTLE_SECONDS,
+        "the shop's charge step to open its payment attempt",
+    )
+    time.sleep(0.5)  # its gateway call is in flight
+    killed_at = time.monotonic()
+    kill_pool(lab.shop)
+    lab.sandbox.set_fault("payments", latency_ms=0)
+    completed = patiently(settled([order], Order.Status.COMPLETED))
+    took = time.monotonic() - killed_at
+    shop = {"charges": charges(lab, [order]), "completed": int(completed), "seconds": round(took)}
+    return Row(
+        "3 chained workflow",
+        "the process running the charge step is SIGKILLed mid-call",
+        Side(
+            f"order left {status} with nothing queued for it ({3 * VISIBILITY_TIMEOUT + 2} s later): "
+            f"{naive['charges']} charge, PDF {bool(naive['pdf'])}, {naive['emails']} emails",
+            status != Order.Status.COMPLETED,
+            naive,
+        ),
+        Side(
+            f"step requeued, order completed: {completed}, {took:.0f} s after the kill; "
+            f"{shop['charges']} charge",
+            not completed or shop["charges"] != 1,
+            shop,
+        ),
+        "lab/naive/chain.py",
+        "orders/pipeline.py",
+    )
+
+
+# --- 4. batch billing -------------------------------------------------------------------------------------
+BILLED = 30
+BILLING_LATENCY_MS = 100  # each gateway call takes this long, so the kill lands mid-run
+
+
+def due_subscriptions(name: str, day: datetime.date) -> list[Subscription]:
+    plan = seed_plans()[0]
+    return Subscription.objects.bulk_create(
+        Subscription(
+            request_key=f"lab-{name}-{n}",
+            email=f"{name}{n}@example.com",
+            plan=plan,
+            payment_method="pm_card_visa",
+            status=Subscription.Status.ACTIVE,
+            step=Subscription.Step.DONE,
+            current_period_start=day - datetime.timedelta(days=30),
+            current_period_end=day,
+        )
+        for n in range(BILLED)
+    )
+
+
+def charges_per_subscription(lab: LabStack) -> Counter[str]:
+    return Counter(
+        intent["metadata"]["subscription_id"]
+        for intent in lab.sandbox.payment_intents()
+        if intent["status"] == "succeeded" and "subscription_id" in intent["metadata"]
+    )
+
+
+def batch_billing(lab: LabStack) -> Row:
+    """The whole worker is SIGKILLed once a third of the due subscriptions are charged, and started again."""
+    day = clock.today()
+    third = BILLED // 3
+
+    def kill_mid_run(worker: Child) -> None:
+        wait(lambda: charges(lab) >= third, SETTLE_SECONDS, f"{third} renewals charged")
+        kill_worker(worker)
+
+    fresh(lab)
+    lab.sandbox.set_fault("payments", latency_ms=BILLING_LATENCY_MS)
+    subscriptions = due_subscriptions("naive", day)
+    naive_billing.bill_due_subscriptions.delay(day.isoformat())
+    kill_mid_run(lab.naive)
+    ids = [subscription.pk for subscription in subscriptions]
+    patiently(lambda: not Subscription.objects.filter(pk__in=ids, current_period_end__lte=day).exists())
+    naive_quiet(lab)
+    per = charges_per_subscription(lab)
+    naive = {"charges": sum(per.values()), "charged_twice": sum(n > 1 for n in per.values())}
+    Subscription.objects.filter(pk__in=ids).update(status=Subscription.Status.CANCELLED)  # out of the way
+
+    fresh(lab)
+    lab.sandbox.set_fault("payments", latency_ms=BILLING_LATENCY_MS)
+    due_subscriptions("shop", day)
+    run, _ = start_run(day)
+    kill_mid_run(lab.shop)
+    done = patiently(lambda: BillingRun.objects.filter(pk=run.pk, status=BillingRun.Status.DONE).exists())
+    run.refresh_from_db()
+    per = charges_per_subscription(lab)
+    shop = {
+        "charges": sum(per.values()),
+        "charged_twice": sum(n > 1 for n in per.values()),
+        "billed": run.subscriptions_billed,
+    }
+    return Row(
+        "4 batch billing",
+        f"{BILLED} subscriptions due; the worker SIGKILLed after {third} charges, restarted",
+        Side(
+            f"{naive['charges']} charges for {BILLED} subscriptions: {naive['charged_twice']} charged twice",
+            naive["charged_twice"] > 0,
+            naive,
+        ),
+        Side(
+            f"{shop['charges']} charges for {BILLED} subscriptions: {shop['charged_twice']} charged twice; "
+            f"run done: {done}, {shop['billed']} billed",
+            not done or shop["charged_twice"] or shop["charges"] != BILLED or shop["billed"] != BILLED,
+            shop,
+        ),
+        "lab/naive/billing.py",
+        "subscriptions/renewals.py",
+    )
+
+
+# --- trap B: the whole worker killed, on Redis --------------------------------------------------------------
+def whole_worker_killed(lab: LabStack) -> Row:
+    """The whole worker (main process and pool) is SIGKILLed while a charge's gateway call is in flight,
+    then started again."""
+
+    def naive_run(task: Callable[..., object]) -> tuple[bool, float, int]:
+        fresh(lab)
+        lab.sandbox.set_fault("payments", latency_ms=GATEWAY_LATENCY_MS)
+        order = naive_order()
+        task.delay(str(order.public_id))
+        wait(lambda: naive_taken(lab), SETTLE_SECONDS, "the naive charge to be taken")
+        time.sleep(1.0)  # its gateway call is in flight
+        killed_at = kill_worker(lab.naive)
+        lab.sandbox.set_fault("payments", latency_ms=0)
+        paid = patiently(settled([order], Order.Status.PAID), 3 * VISIBILITY_TIMEOUT + 2)
+        took = time.monotonic() - killed_at
+        naive_quiet(lab)
+        return paid, took, charges(lab, [order])
+
+    lost_paid, _, lost_charges = naive_run(naive_charge.charge_order)
+    late_paid, late_took, late_charges = naive_run(naive_worker_lost.charge_order)
+    naive = {
+        "defaults_paid": int(lost_paid),
+        "defaults_charges": lost_charges,
+        "acks_late_paid": int(late_paid),
+        "acks_late_seconds": round(late_took),
+        "acks_late_charges": late_charges,
+    }
+
+    fresh(lab)
+    lab.sandbox.set_fault("payments", latency_ms=GATEWAY_LATENCY_MS)
+    order = shop_order()
+    wait(
+        lambda: PaymentAttempt.objects.filter(invoice_id=order.invoice_id).exists(),
+        SETTLE_SECONDS,
+        "the shop's charge to open its payment attempt",
+    )
+    time.sleep(0.5)  # its gateway call is in flight
+    killed_at = kill_worker(lab.shop)
+    lab.sandbox.set_fault("payments", latency_ms=0)
+    completed = patiently(settled([order], Order.Status.COMPLETED))
+    took = time.monotonic() - killed_at
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    shop = {"completed": int(completed), "seconds": round(took), "charges": charges(lab, [order])}
+    return Row(
+        "B acks_late on Redis, whole worker killed",
+        "the worker (main process and pool) SIGKILLed during a charge, restarted",
+        Side(
+            f"Celery defaults: job lost, order paid: {lost_paid} ({lost_charges} charge made, never "
+            f"recorded); acks_late alone: back after {late_took:.0f} s (its visibility timeout, "
+            f"{VISIBILITY_TIMEOUT} s; Celery's default 3600 s), {late_charges} charges",
+            not lost_paid or late_charges != 1,
+            naive,
+        ),
+        Side(
+            f"back after {took:.0f} s (visibility timeout {visibility} s), order completed: {completed}, "
+            f"{shop['charges']} charge",
+            not completed or shop["charges"] != 1,
+            shop,
+        ),
+        "lab/naive/worker_lost.py",
+        "jobkit/recovery.py",
+    )
+
+
 CASES: dict[str, Callable[[LabStack], Row]] = {
+    "pipeline": single_responsibility,
     "charge": idempotent_charge,
+    "chain": chained_workflow,
+    "batch": batch_billing,
     "breaker": circuit_breaker,
     "memory-breaker": breaker_in_memory,
     "compensation": compensated_workflow,
     "reminders": paid_before_the_reminder,
     "long-countdown": countdown_beyond_visibility,
+    "worker-killed": whole_worker_killed,
 }

@@ -75,8 +75,12 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
-        # Wait for the other sender's lease, spending no retry: it sends, or its lease runs out.
-        retry_after = (notification.lease_until - now).total_seconds()
+        # Wait for the other sender's lease, spending no retry: it sends, or its lease runs out. Looked at
+        # again at least every retry backoff's cap, so the countdown stays below the broker's visibility
+        # timeout (the lease can be longer; shop/settings.py checks every countdown against it).
+        retry_after = min(
+            (notification.lease_until - now).total_seconds(), settings.JOB_RETRY_BACKOFF_MAX_SECONDS
+        )
         raise Deferred(f"{kind} for {subject} is being sent by another worker", retry_after)
     notification.status = Notification.Status.SENDING
     notification.attempts += 1

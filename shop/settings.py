@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from devstack.runtime import VAR_DIR, local_secret, read_runtime
 from envconfig import env_bool, env_choice, env_float, env_int, env_int_list, env_list, env_path, env_str
 from jobkit.breaker import SERVICES
+from jobkit.ratelimit import MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND
 from shop.schedule import beat_schedule
 
 RUNTIME = read_runtime()
@@ -269,6 +270,29 @@ for _name in ("STRIPE_TIMEOUT_SECONDS", "CARRIER_TIMEOUT_SECONDS", "EMAIL_TIMEOU
             f"{_name} must be more than 0 and less than CELERY_TASK_SOFT_TIME_LIMIT "
             f"({CELERY_TASK_SOFT_TIME_LIMIT} s), got {globals()[_name]}"
         )
+# Trap A (kombu issue 337): on Redis a message sent with a countdown waits taken and unacknowledged in a
+# worker; once the countdown passes the visibility timeout, Redis hands it out again, and again. Every
+# countdown the shop sends must stay below it: a retry's backoff (its cap; a deferral behind a sender's
+# email lease waits at most that long too), a deferral behind an open breaker (its cooldown) or the rate
+# limiter (a turn at most MAX_WAIT_SECONDS + one interval at the slowest rate away; a 429: 1 s), each
+# deferral plus its jitter. Delays of hours or days are rows with a due time, never countdowns.
+_COUNTDOWNS = {
+    "JOB_RETRY_BACKOFF_MAX_SECONDS": JOB_RETRY_BACKOFF_MAX_SECONDS,
+    "BREAKER_COOLDOWN_SECONDS + JOB_DEFER_JITTER_SECONDS": max(
+        breaker["cooldown_seconds"] for breaker in CIRCUIT_BREAKERS.values()
+    )
+    + JOB_DEFER_JITTER_SECONDS,
+    "a rate-limiter deferral + JOB_DEFER_JITTER_SECONDS": MAX_WAIT_SECONDS
+    + 1 / MIN_RATE_PER_SECOND
+    + JOB_DEFER_JITTER_SECONDS,
+}
+_longest = max(_COUNTDOWNS, key=_COUNTDOWNS.__getitem__)
+if _COUNTDOWNS[_longest] >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']} s) must be "
+        f"longer than the longest countdown the shop sends, {_longest} ({_COUNTDOWNS[_longest]:g} s): "
+        "on Redis a message with a longer countdown is delivered again once the visibility timeout passes"
+    )
 
 # --- Shop ------------------------------------------------------------------------------------------------
 SHOP_MAX_LINE_QUANTITY = env_int("SHOP_MAX_LINE_QUANTITY", 100, minimum=1)

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management.utils import get_random_secret_key
 from django.db import connection
 
+from chaos import environment as chaos_environment
+from devstack.management.commands import demo
 from devstack.processes import base_env
 from jobkit.breaker import SERVICES
 from tests.conftest import TEST_VAR
@@ -53,12 +55,37 @@ PRODUCTION = {"SHOP_ENV": "production", "DJANGO_SECRET_KEY": get_random_secret_k
         ({"SHOP_ENV": "prod"}, "SHOP_ENV must be one of development, production"),
         ({"DB_CONN_MAX_AGE": "forever"}, "DB_CONN_MAX_AGE must be an integer"),
         ({"MEDIA_ROOT": "var/media"}, "MEDIA_ROOT must be an absolute path"),
+        (
+            {"CELERY_VISIBILITY_TIMEOUT": "200", "JOB_RETRY_BACKOFF_MAX_SECONDS": "300"},
+            "CELERY_VISIBILITY_TIMEOUT (200 s) must be longer than the longest countdown the shop sends, "
+            "JOB_RETRY_BACKOFF_MAX_SECONDS (300 s)",
+        ),
+        (
+            {
+                "CELERY_VISIBILITY_TIMEOUT": "20",
+                "JOB_RETRY_BACKOFF_MAX_SECONDS": "5",
+                "BREAKER_COOLDOWN_SECONDS": "19",
+                "JOB_DEFER_JITTER_SECONDS": "2",
+            },
+            "BREAKER_COOLDOWN_SECONDS + JOB_DEFER_JITTER_SECONDS (21 s)",
+        ),
     ],
 )
 def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
     result = load_settings(**env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "timings", [chaos_environment.TIMINGS, demo.DEMO_TIMINGS, {"CELERY_VISIBILITY_TIMEOUT": "3600"}]
+)
+def test_the_shops_own_timings_keep_every_countdown_below_the_visibility_timeout(timings):
+    """The fault campaign's and the failure lab's stack (chaos/environment.py), the demo's, production's
+    default: each loads (trap A, kombu issue 337: a countdown past the visibility timeout is redelivered)."""
+    defaults = {"JOB_RETRY_BACKOFF_MAX_SECONDS": None, "BREAKER_COOLDOWN_SECONDS": None}
+    result = load_settings("CELERY_BROKER_TRANSPORT_OPTIONS", **{**defaults, **timings})
+    assert result.returncode == 0, result.stderr
 
 
 def test_production_with_a_real_key_starts_with_debug_off():

@@ -29,7 +29,16 @@ VISIBILITY_TIMEOUT = env_int("LAB_NAIVE_VISIBILITY_TIMEOUT", 3, minimum=1)
 app = Celery(
     "naive",
     broker=settings.REDIS_URL,
-    include=["lab.naive.charge", "lab.naive.breaker", "lab.naive.signup", "lab.naive.reminders"],
+    include=[
+        "lab.naive.charge",
+        "lab.naive.breaker",
+        "lab.naive.signup",
+        "lab.naive.reminders",
+        "lab.naive.order",
+        "lab.naive.chain",
+        "lab.naive.billing",
+        "lab.naive.worker_lost",
+    ],
     set_as_current=False,  # the shop's tasks (shared_task) stay bound to the shop's app
 )
 app.conf.update(

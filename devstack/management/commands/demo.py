@@ -28,6 +28,9 @@ DEMO_TIMINGS = {
     "CELERY_UNACKED_RESTORE_INTERVAL": "5",
     "CELERY_UNACKED_RESTORE_THROTTLE": "1",
     "SWEEP_STUCK_AFTER_SECONDS": "180",
+    # Retries at most a minute apart: every countdown must stay below the visibility timeout (checked in
+    # shop/settings.py), or Redis hands the waiting message out again.
+    "JOB_RETRY_BACKOFF_MAX_SECONDS": "60",
     # Due reminders are looked for every 10 s (not 60), so one shows up soon after the clock moves.
     "REMINDER_INTERVAL_SECONDS": "10",
 }
