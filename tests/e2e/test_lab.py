@@ -4,6 +4,7 @@ the same fault, by the counts measured at the sandbox and in the database."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +20,14 @@ TIMEOUT_SECONDS = 600
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    # The lab starts its own stack (a broker of its own unless REDIS_URL is given; with DATABASE_URL a
-    # database of its own on that server), as `make lab` does.
+    # The lab starts its own stack, as `make lab` does (with DATABASE_URL, a database of its own on that
+    # server). Not on this session's REDIS_URL: the session's own worker consumes from it and would take
+    # the lab's jobs; without it the lab starts a broker of its own.
     out = tmp_path_factory.mktemp("lab") / "rows.json"
+    env = {name: value for name, value in os.environ.items() if name != "REDIS_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "lab", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
     )  # fmt: skip
     assert out.exists(), result.stdout + result.stderr[-5000:]
     return {row["pattern"].split()[0]: row for row in json.loads(out.read_text())}
