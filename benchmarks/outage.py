@@ -10,8 +10,7 @@ import json
 import time
 from urllib.parse import urlsplit
 
-from benchmarks.pipeline import wait_until_idle
-from benchmarks.stack import BenchStack
+from benchmarks.stack import BenchStack, wait_until_idle
 from orders.models import Order
 from shop.factories import ProductFactory
 

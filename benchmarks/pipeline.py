@@ -11,10 +11,9 @@ import json
 import time
 from urllib.parse import urlsplit
 
-from benchmarks.stack import BenchStack
+from benchmarks.stack import BenchStack, wait_until_idle
 from billing.documents import render_pdf
 from billing.models import Invoice
-from jobkit.models import JobRun
 from orders.models import Order
 from shop.factories import ProductFactory
 
@@ -25,15 +24,6 @@ BODY = json.dumps(
         "payment_method": "pm_card_visa",
     }
 )
-
-
-def wait_until_idle(timeout: float = 900) -> None:
-    """Let earlier benchmarks' jobs finish, so this one measures its own orders only."""
-    deadline = time.monotonic() + timeout
-    while JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the worker did not drain earlier orders")
-        time.sleep(0.5)
 
 
 def run(stack: BenchStack, orders: int = 60, renders: int = 20) -> dict[str, float]:

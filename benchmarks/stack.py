@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from devstack import processes  # noqa: E402
+from jobkit.models import JobRun  # noqa: E402
 from sandbox.testing import SandboxControl  # noqa: E402
 
 
@@ -54,7 +56,9 @@ class BenchStack:
 
     @contextlib.contextmanager
     def worker_paused(self) -> Iterator[None]:
-        """The worker's processes stopped (SIGSTOP) meanwhile: messages wait in the broker."""
+        """The worker's processes stopped (SIGSTOP) meanwhile: messages wait in the broker. Only once it is
+        idle: a process stopped inside a transaction would hold SQLite's write lock for the whole pause."""
+        wait_until_idle()
         group = os.getpgid(self.worker.popen.pid)
         os.killpg(group, signal.SIGSTOP)
         try:
@@ -99,3 +103,12 @@ def bench_stack(worker_concurrency: int = 2) -> Iterator[BenchStack]:
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def wait_until_idle(timeout: float = 900) -> None:
+    """Let earlier benchmarks' jobs finish, so this one measures its own orders only."""
+    deadline = time.monotonic() + timeout
+    while JobRun.objects.filter(status__in=JobRun.LIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not drain earlier orders")
+        time.sleep(0.5)
