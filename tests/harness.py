@@ -6,6 +6,7 @@ data a test writes must be committed: end-to-end tests use the `transactional_db
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
@@ -121,3 +122,24 @@ def wait_for(check: Callable[[], Any], timeout: float, explain: Callable[[], str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s\n{explain()}")
         time.sleep(0.1)
+
+
+def run_in_processes(target: Callable[..., None], args: tuple[Any, ...], count: int) -> None:
+    """Run `target(*args, barrier)` in `count` OS processes that start together; each must exit 0.
+
+    Spawned, not forked: forking the test process, which runs the e2e stack's threads, can inherit a lock
+    held mid-operation and hang the child. The barrier starts them all at once, once they are imported.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(count)
+    children = [context.Process(target=target, args=(*args, barrier)) for _ in range(count)]
+    try:
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(60)
+        assert [child.exitcode for child in children] == [0] * count
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()

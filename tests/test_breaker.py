@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import multiprocessing
 import pickle
 import threading
 import time
@@ -26,6 +25,7 @@ from redis import Redis
 from devstack.processes import wait_until
 from jobkit import breaker as breaker_module
 from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, Permit, breaker_for
+from tests.harness import run_in_processes
 
 MakeBreaker = Callable[..., CircuitBreaker]
 
@@ -331,18 +331,8 @@ def hammer(url: str, name: str, barrier: Any) -> None:
 def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
     name = f"test-shared-{uuid.uuid4().hex[:10]}"
     breaker = CircuitBreaker(name, client, **SHARED)
-    # spawn, not fork: forking the test process, which runs the e2e stack's threads, can inherit a lock
-    # held mid-operation and hang the child. The barrier starts all four together once they are imported.
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    workers = [context.Process(target=hammer, args=(redis_url, name, barrier)) for _ in range(PROCESSES)]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-        assert [worker.exitcode for worker in workers] == [0] * PROCESSES
-
+        run_in_processes(hammer, (redis_url, name), PROCESSES)
         calls = [json.loads(raw) for raw in client.lrange(f"{name}:calls", 0, -1)]
         first_open = breaker.transitions(limit=100)[-1]
         assert (first_open["from"], first_open["to"]) == ("closed", "open")
@@ -360,9 +350,6 @@ def test_the_breaker_is_shared_by_every_process(redis_url: str, client: Redis):
         assert snap["probes"] == len(probes)
         assert snap["rejected"] > 0
     finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.kill()
         client.delete(f"{name}:calls", f"{name}:probes")
         breaker.reset()
 

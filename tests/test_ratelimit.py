@@ -9,7 +9,6 @@ the bound easier to meet), and a wait that must show is made seconds long.
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
 import threading
 import uuid
@@ -26,6 +25,7 @@ from jobkit.breaker import CircuitOpen, breaker_for
 from jobkit.errors import Deferred
 from jobkit.outside import http_error, outside_call
 from jobkit.ratelimit import RateLimited, RateLimiter, limiter_for
+from tests.harness import run_in_processes
 
 MakeLimiter = Callable[..., RateLimiter]
 
@@ -77,17 +77,8 @@ def take_turns(url: str, name: str, barrier: Any) -> None:
 def test_processes_sharing_one_limiter_get_no_more_than_rate_x_time_plus_burst(redis_url: str, client: Redis):
     name = f"test-shared-{uuid.uuid4().hex[:10]}"
     limiter = RateLimiter(name, client, **SHARED)
-    # spawn, not fork: see tests/test_breaker.py (a forked test process can inherit a held lock)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    workers = [context.Process(target=take_turns, args=(redis_url, name, barrier)) for _ in range(PROCESSES)]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-        assert [worker.exitcode for worker in workers] == [0] * PROCESSES
-
+        run_in_processes(take_turns, (redis_url, name), PROCESSES)
         starts = [float(t) for t in client.lrange(f"{name}:starts", 0, -1)]
         ends = [float(t) for t in client.lrange(f"{name}:ends", 0, -1)]
         granted = PROCESSES * TURNS_EACH
@@ -97,9 +88,6 @@ def test_processes_sharing_one_limiter_get_no_more_than_rate_x_time_plus_burst(r
         snap = limiter.snapshot()
         assert (snap["granted"], snap["deferred"]) == (granted, 0)
     finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.kill()
         client.delete(f"{name}:starts", f"{name}:ends")
         limiter.reset()
 

@@ -129,24 +129,36 @@ def test_a_run_against_a_rate_limiting_gateway_bills_everyone_once(client, worke
     assert stats["rejected"] <= 150 // 5, stats
 
 
-def test_worker_killed_after_staging_a_batch_sends_the_staged_attempts(client, workers, plans, settings):
+def bill_100_until_the_crash_point(workers, plans, settings, point: str):
+    """A run of 100 subscriptions in batches of 50, on a worker that dies at `point` (jobkit/crash.py)."""
     settings.BILLING_BATCH_SIZE = 50
     [standard] = workers.workers
     workers.stop_worker(standard)
-    doomed, _ = workers.add_crashing_worker("after_billing_batch_staged")
+    doomed, _ = workers.add_crashing_worker(point)
     make_due_subscriptions(plans[0], 100, declining_every=1000)
     call_command("bill_due", date=BILLING_DATE.isoformat())
     wait_for(lambda: not doomed.alive(), 60, workers.logs)
+    return doomed
+
+
+def resume_after_the_crash(workers, doomed) -> None:
+    """A healthy worker, and a beat whose sweep sends back the batch whose message died with the worker:
+    the run ends done with both batches and all 100 billed."""
+    workers.stop_worker(doomed)
+    workers.add_worker(STANDARD_WORKER)
+    workers.add_beat("beat")
+    run = wait_for_run(workers)
+    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (100, 2, 2)
+
+
+def test_worker_killed_after_staging_a_batch_sends_the_staged_attempts(client, workers, plans, settings):
+    doomed = bill_100_until_the_crash_point(workers, plans, settings, "after_billing_batch_staged")
     # Killed with a batch's invoices and payment attempts (their keys) committed, before any call.
     assert charges(workers.sandbox) == []
     staged = set(PaymentAttempt.objects.values_list("pk", "status"))
     assert len(staged) in (50, 100) and {status for _, status in staged} == {"pending"}
 
-    workers.stop_worker(doomed)
-    workers.add_worker(STANDARD_WORKER)
-    workers.add_beat("beat")  # sweeps back a batch whose message died with the worker
-    run = wait_for_run(workers)
-    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (100, 2, 2)
+    resume_after_the_crash(workers, doomed)
     # The staged attempts were sent as they were, with their keys: one attempt per invoice, all paid.
     attempts = PaymentAttempt.objects.all()
     assert {pk for pk, _ in staged} <= set(attempts.values_list("pk", flat=True))
@@ -159,22 +171,12 @@ def test_worker_killed_after_staging_a_batch_sends_the_staged_attempts(client, w
 
 
 def test_worker_killed_after_the_gateway_answered_records_the_saved_answers(client, workers, plans, settings):
-    settings.BILLING_BATCH_SIZE = 50
-    [standard] = workers.workers
-    workers.stop_worker(standard)
-    doomed, _ = workers.add_crashing_worker("after_billing_batch_called")
-    make_due_subscriptions(plans[0], 100, declining_every=1000)
-    call_command("bill_due", date=BILLING_DATE.isoformat())
-    wait_for(lambda: not doomed.alive(), 60, workers.logs)
+    doomed = bill_100_until_the_crash_point(workers, plans, settings, "after_billing_batch_called")
     # Killed with charges made at the gateway and none of them recorded.
     assert len(charges(workers.sandbox)) >= 1
     assert set(PaymentAttempt.objects.values_list("status", flat=True)) == {"pending"}
 
-    workers.stop_worker(doomed)
-    workers.add_worker(STANDARD_WORKER)
-    workers.add_beat("beat")
-    run = wait_for_run(workers)
-    assert (run.subscriptions_billed, run.batches_total, run.batches_done) == (100, 2, 2)
+    resume_after_the_crash(workers, doomed)
     # The re-sent keys got the gateway's saved answers: still one PaymentIntent per subscription.
     by_subscription = [pi["metadata"]["subscription_id"] for pi in charges(workers.sandbox)]
     assert len(by_subscription) == len(set(by_subscription)) == 100
