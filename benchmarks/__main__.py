@@ -20,6 +20,7 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks.options import BENCHMARKS, parser
+from chaos.environment import run_on_server
 from devstack.runtime import VAR_DIR
 from envconfig import env_str
 
@@ -31,21 +32,6 @@ def _is_postgres(url: str | None) -> bool:
     return bool(url) and urlsplit(url).scheme in POSTGRES_SCHEMES
 
 
-def _admin(server_url: str, statement: str) -> None:
-    import psycopg
-
-    parts = urlsplit(server_url)
-    with psycopg.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        dbname="postgres",  # the server's maintenance database: the one the URL names need not exist
-        autocommit=True,  # CREATE/DROP DATABASE cannot run in a transaction
-    ) as connection:
-        connection.execute(statement)
-
-
 def postgres_database() -> tuple[str, str | None]:
     """The PostgreSQL benchmark database's URL, and the server it was created on (to drop it after), or
     None where BENCH_DATABASE_URL names one to use as it is. Created afresh for the run from DATABASE_URL:
@@ -55,7 +41,7 @@ def postgres_database() -> tuple[str, str | None]:
         return given, None
     server = env_str("DATABASE_URL")
     name = f"bench_{urlsplit(server).path.lstrip('/') or 'shop'}_{os.getpid()}"
-    _admin(server, f'CREATE DATABASE "{name}"')
+    run_on_server(server, f'CREATE DATABASE "{name}"')
     return urlunsplit(urlsplit(server)._replace(path=f"/{name}")), server
 
 
@@ -94,7 +80,7 @@ def run_one(database: str, argv: list[str]) -> int:
     finally:
         if dropped_on:
             name = urlsplit(url).path.lstrip("/")
-            _admin(dropped_on, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            run_on_server(dropped_on, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str]) -> int:

@@ -83,7 +83,7 @@ class Database:
 
     def drop(self) -> None:
         if self.server_url is not None:
-            _admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            run_on_server(self.server_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def workdir(base: Path = CHAOS_DIR) -> Path:
@@ -106,11 +106,12 @@ def create_database(folder: Path, prefix: str = "chaos") -> Database:
     if urlsplit(given).scheme not in {"postgres", "postgresql"}:
         raise SystemExit("DATABASE_URL must name a PostgreSQL server (unset it to run on SQLite).")
     name = f"{prefix}_{urlsplit(given).path.lstrip('/') or 'shop'}_{os.getpid()}"
-    _admin(given, f'CREATE DATABASE "{name}"')
+    run_on_server(given, f'CREATE DATABASE "{name}"')
     return Database(urlunsplit(urlsplit(given)._replace(path=f"/{name}")), given)
 
 
-def _admin(server_url: str, statement: str) -> None:
+def run_on_server(server_url: str, statement: str) -> None:
+    """One statement on `server_url`'s PostgreSQL server, outside a transaction (CREATE/DROP DATABASE)."""
     import psycopg
 
     parts = urlsplit(server_url)
