@@ -80,8 +80,18 @@ def fresh(lab: LabStack) -> None:
 
 def naive_held(lab: LabStack) -> int:
     """Naive job messages queued, or taken and not acknowledged (retries waiting for their countdown)."""
+    state = naive_broker_state(lab)
+    return state["queued"] + state["unacked"]
+
+
+def naive_broker_state(lab: LabStack) -> dict[str, int]:
+    """What the broker holds for the naive app, and how long its restore lock lives on (-2: not held)."""
     client = redis.Redis.from_url(lab.redis_url)
-    return client.llen(f"{NAIVE_PREFIX}naive") + client.hlen(f"{NAIVE_PREFIX}unacked")
+    return {
+        "queued": client.llen(f"{NAIVE_PREFIX}naive"),
+        "unacked": client.hlen(f"{NAIVE_PREFIX}unacked"),
+        "restore_lock_ttl": client.ttl(f"{NAIVE_PREFIX}unacked_mutex"),
+    }
 
 
 def naive_quiet(lab: LabStack, for_seconds: float = 1.5) -> None:
@@ -93,7 +103,7 @@ def naive_quiet(lab: LabStack, for_seconds: float = 1.5) -> None:
         if naive_held(lab):
             quiet_since = time.monotonic()
         if time.monotonic() > deadline:
-            raise TimeoutError("the naive jobs did not end")
+            raise TimeoutError(f"the naive jobs did not end: {naive_broker_state(lab)}")
         time.sleep(0.1)
 
 

@@ -161,12 +161,17 @@ LOGIN_URL = "admin:login"
 # --- Broker and Celery ----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", RUNTIME.get("redis_url", "redis://127.0.0.1:6379/0"))
 CELERY_BROKER_URL = REDIS_URL
+# A message taken by a worker that then dies whole comes back after this many seconds (Redis semantics).
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # A message taken by a worker that then dies whole comes back after this many seconds (Redis semantics).
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
     # How often a worker looks for such messages: every interval x throttle seconds (kombu: 10 x 10).
     "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+    # The lock a worker holds while it restores such messages (a restore takes milliseconds). A worker
+    # killed while holding it blocks every restore until it expires: kombu's 300 s would outlast a short
+    # visibility timeout; no longer than the visibility timeout, a kill mid-restore delays nothing further.
+    "unacked_mutex_expire": min(300, _VISIBILITY_TIMEOUT),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"

@@ -82,10 +82,14 @@ def test_unsafe_or_malformed_settings_refuse_to_start(env, message):
 )
 def test_the_shops_own_timings_keep_every_countdown_below_the_visibility_timeout(timings):
     """The fault campaign's and the failure lab's stack (chaos/environment.py), the demo's, production's
-    default: each loads (trap A, kombu issue 337: a countdown past the visibility timeout is redelivered)."""
+    default: each loads (trap A, kombu issue 337: a countdown past the visibility timeout is redelivered),
+    and a worker killed while restoring unacked messages holds kombu's restore lock no longer than a
+    killed worker's message waits anyway (kombu's own default is 300 s)."""
     defaults = {"JOB_RETRY_BACKOFF_MAX_SECONDS": None, "BREAKER_COOLDOWN_SECONDS": None}
     result = load_settings("CELERY_BROKER_TRANSPORT_OPTIONS", **{**defaults, **timings})
     assert result.returncode == 0, result.stderr
+    transport = ast.literal_eval(result.stdout.strip())
+    assert 0 < transport["unacked_mutex_expire"] <= transport["visibility_timeout"]
 
 
 def test_production_with_a_real_key_starts_with_debug_off():

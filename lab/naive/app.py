@@ -50,6 +50,8 @@ app.conf.update(
         # Look for messages to restore every second (kombu's default: every 100 s), as the shop's test stack.
         "unacked_restore_interval": 1,
         "unacked_restore_throttle": 1,
+        # A worker SIGKILLed while restoring would hold the restore lock for kombu's 300 s (shop/settings.py).
+        "unacked_mutex_expire": VISIBILITY_TIMEOUT,
     },
 )
 
