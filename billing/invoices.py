@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 
 from billing import documents
 from billing.models import Invoice, InvoiceLine
+from jobkit.rows import update_rows
 
 
 @dataclass(frozen=True)
@@ -19,19 +20,42 @@ class Line:
     quantity: int = 1
 
 
+@dataclass(frozen=True)
+class Bill:
+    """What one invoice is to say: whose it is ("kind:id"), where it goes, and its lines."""
+
+    owner: str
+    email: str
+    currency: str
+    lines: list[Line]
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0"))
+
+
 def issue_invoice(*, owner: str, email: str, currency: str, lines: list[Line]) -> Invoice:
-    """An open invoice for `owner` ("kind:id"), numbered from its row id; call inside the owner's
-    transaction, so the invoice exists exactly when what it bills does."""
-    amount = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
-    invoice = Invoice.objects.create(owner=owner, email=email, amount=amount, currency=currency)
+    """`issue_invoices` for one."""
+    return issue_invoices([Bill(owner, email, currency, lines)])[0]
+
+
+def issue_invoices(bills: list[Bill]) -> list[Invoice]:
+    """Open invoices, in the order of `bills`, each numbered from its row id; call inside the owners'
+    transaction, so an invoice exists exactly when what it bills does. Three statements however many."""
+    invoices = Invoice.objects.bulk_create(
+        Invoice(owner=bill.owner, email=bill.email, amount=bill.amount, currency=bill.currency)
+        for bill in bills
+    )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(invoice=invoice, description=line.description, unit_price=line.unit_price,
                     quantity=line.quantity)
-        for line in lines
+        for invoice, bill in zip(invoices, bills, strict=True)
+        for line in bill.lines
     )  # fmt: skip
-    invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
-    Invoice.objects.filter(pk=invoice.pk).update(number=invoice.number)
-    return invoice
+    for invoice in invoices:
+        invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
+    update_rows(invoices, ["number"])
+    return invoices
 
 
 def store_pdf(invoice_id: int) -> bool:

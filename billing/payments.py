@@ -1,7 +1,7 @@
 """Collecting an invoice exactly once (pattern 2, the idempotent charge), and refunds.
 
 Charging is three steps, each committed on its own:
-1. commit a PaymentAttempt (`open_attempt`: or find the one already in flight for this invoice);
+1. commit a PaymentAttempt (`open_attempts`: or find the one already in flight for this invoice);
 2. call the gateway with the attempt's Idempotency-Key;
 3. record the outcome (and let the owner of the invoice react) in one transaction.
 A crash anywhere repeats from step 1, finds the same pending attempt, re-sends the same key and gets
@@ -9,8 +9,9 @@ the gateway's saved answer: one charge, recorded once. Whether the invoice's own
 payment, and what it does once one is recorded, is the owner's business (`billing/owners.py`).
 
 `charge_invoice` takes one invoice through the three steps. A job with many (a billing batch) takes the
-same steps in bulk: `open_attempt` for each invoice inside one transaction it commits, `send_attempts`
-for the calls, many in flight, and `record_outcomes` for each lot of answers.
+same steps in bulk, through the same functions: `open_attempts` for all of its invoices inside one
+transaction it commits, `send_attempts` for the calls, many in flight, and `record_outcomes` for each lot
+of answers. Each step costs a few queries however many invoices it takes, not a few per invoice.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from billing.models import Invoice, PaymentAttempt, Refund
 from jobkit.crash import crash_point
 from jobkit.errors import PermanentError
 from jobkit.outside import call_concurrently, fit
+from jobkit.rows import update_rows
 
 
 def charge_invoice(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
@@ -36,29 +38,62 @@ def charge_invoice(invoice_id: int, payment_method: str) -> PaymentAttempt | Non
         return attempt  # already settled by an earlier run, or no longer wanted by the invoice's owner
     outcome = gateway.charge(charge_request(attempt))
     crash_point("after_gateway_charge")  # test hook: the gateway charged, nothing recorded yet
-    return _record_outcome(attempt.pk, outcome)
+    return _recorded_one(attempt, outcome)
+
+
+def open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
+    """`open_attempts` for one invoice."""
+    return open_attempts({invoice_id: payment_method}).get(invoice_id)
 
 
 @transaction.atomic
-def open_attempt(invoice_id: int, payment_method: str) -> PaymentAttempt | None:
-    """The invoice's pending attempt (opened now, or the one in flight), or its settled one; None if it
-    never had one and its owner wants no payment. Committed on return, or with the caller's transaction
-    when called inside one (a billing batch commits all of its attempts at once)."""
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    if invoice.status == Invoice.Status.PAID:
-        return invoice.attempts.get(status=PaymentAttempt.Status.SUCCEEDED)
-    if invoice.status == Invoice.Status.VOID:
-        raise PermanentError(f"invoice {invoice.number} is void")
-    pending = invoice.attempts.filter(status=PaymentAttempt.Status.PENDING).first()
-    if pending is not None:
-        return pending  # a retry of the same attempt: same Idempotency-Key
-    if not owners.wants_payment(invoice):
-        # A duplicate job that arrives after an attempt was settled (a decline, say) must not open a new
-        # one: read under the invoice lock, which recording an outcome also takes.
-        return invoice.attempts.order_by("-created_at").first()
-    return PaymentAttempt.objects.create(
-        invoice=invoice, amount=invoice.amount, currency=invoice.currency, payment_method=payment_method
-    )
+def open_attempts(payment_methods: dict[int, str]) -> dict[int, PaymentAttempt]:
+    """For each invoice (id -> the payment method to charge): its pending attempt (opened now, or the one
+    in flight), or its settled one; no entry if it never had one and its owner wants no payment.
+    Committed on return, or with the caller's transaction when called inside one (a billing batch
+    commits all of its attempts at once). A few queries however many invoices: a batch opens a hundred."""
+    invoices = list(Invoice.objects.select_for_update().filter(pk__in=payment_methods).order_by("pk"))
+    if void := [invoice.number for invoice in invoices if invoice.status == Invoice.Status.VOID]:
+        raise PermanentError(f"invoice {', '.join(void)} is void")
+    latest: dict[int, PaymentAttempt] = {}  # per invoice: its succeeded, else pending, else latest attempt
+    for attempt in PaymentAttempt.objects.filter(invoice__in=invoices).order_by("created_at", "pk"):
+        current = latest.get(attempt.invoice_id)
+        if current is None or _RANK[attempt.status] >= _RANK[current.status]:
+            latest[attempt.invoice_id] = attempt
+    opened = []
+    unsettled = [invoice for invoice in invoices if invoice.status == Invoice.Status.OPEN]
+    # A duplicate job that arrives after an attempt was settled (a decline, say) must not open a new
+    # one: the owner is asked under the invoice locks, which recording an outcome also takes.
+    wanted = owners.wanting_payment(invoice for invoice in unsettled if _needs_attempt(latest, invoice))
+    for invoice in unsettled:
+        if invoice.pk in wanted:
+            opened.append(
+                PaymentAttempt(
+                    invoice=invoice,
+                    amount=invoice.amount,
+                    currency=invoice.currency,
+                    payment_method=payment_methods[invoice.pk],
+                )
+            )
+    for attempt in PaymentAttempt.objects.bulk_create(opened):
+        latest[attempt.invoice_id] = attempt
+    for invoice in invoices:
+        if invoice.pk in latest:
+            latest[invoice.pk].invoice = invoice  # what the call's metadata reads, without a query each
+    return latest
+
+
+_RANK = {
+    PaymentAttempt.Status.SUCCEEDED: 2,
+    PaymentAttempt.Status.PENDING: 1,
+    PaymentAttempt.Status.FAILED: 0,
+}
+
+
+def _needs_attempt(latest: dict[int, PaymentAttempt], invoice: Invoice) -> bool:
+    """An open invoice with no pending attempt (a retry of one re-sends the same Idempotency-Key)."""
+    attempt = latest.get(invoice.pk)
+    return attempt is None or attempt.status != PaymentAttempt.Status.PENDING
 
 
 def charge_request(attempt: PaymentAttempt) -> gateway.ChargeRequest:
@@ -92,30 +127,42 @@ def send_attempts(
 
 
 @transaction.atomic
-def record_outcomes(answered: Iterable[tuple[PaymentAttempt, gateway.ChargeOutcome]]) -> None:
-    """Record a lot of answers in one transaction (each as `charge_invoice` records its one)."""
-    for attempt, outcome in answered:
-        _record_outcome(attempt.pk, outcome)
-
-
-@transaction.atomic
-def _record_outcome(attempt_id: int, outcome: gateway.ChargeOutcome) -> PaymentAttempt:
-    attempt = PaymentAttempt.objects.select_for_update().select_related("invoice").get(pk=attempt_id)
-    if attempt.status != PaymentAttempt.Status.PENDING:
-        return attempt  # a concurrent run recorded it first
+def record_outcomes(answered: Iterable[tuple[PaymentAttempt, gateway.ChargeOutcome]]) -> list[PaymentAttempt]:
+    """Record the gateway's answers in one transaction, and tell the invoices' owners; returns the
+    attempts, as recorded now or by a concurrent run first (a duplicate job, a webhook)."""
+    outcomes = {attempt.pk: outcome for attempt, outcome in answered}
+    # Locks each attempt and its invoice, as `open_attempts` locks the invoice: in id order, both.
+    attempts = list(
+        PaymentAttempt.objects.select_for_update()
+        .select_related("invoice")
+        .filter(pk__in=outcomes)
+        .order_by("pk")
+    )
     now = timezone.now()
-    attempt.gateway_reference = outcome.payment_intent_id
-    attempt.completed_at = now
-    if outcome.succeeded:
-        attempt.status = PaymentAttempt.Status.SUCCEEDED
-        Invoice.objects.filter(pk=attempt.invoice_id).update(status=Invoice.Status.PAID, paid_at=now)
-    else:
-        attempt.status = PaymentAttempt.Status.FAILED
-        attempt.failure_code = fit(PaymentAttempt, "failure_code", outcome.failure_code)
-        attempt.failure_message = fit(PaymentAttempt, "failure_message", outcome.failure_message)
-    attempt.save()
-    owners.payment_settled(attempt)
-    return attempt
+    settled = []
+    for attempt in attempts:
+        if attempt.status != PaymentAttempt.Status.PENDING:
+            continue  # a concurrent run recorded it first
+        outcome = outcomes[attempt.pk]
+        attempt.gateway_reference = outcome.payment_intent_id
+        attempt.completed_at = now
+        if outcome.succeeded:
+            attempt.status = PaymentAttempt.Status.SUCCEEDED
+            attempt.invoice.status, attempt.invoice.paid_at = Invoice.Status.PAID, now
+        else:
+            attempt.status = PaymentAttempt.Status.FAILED
+            attempt.failure_code = fit(PaymentAttempt, "failure_code", outcome.failure_code)
+            attempt.failure_message = fit(PaymentAttempt, "failure_message", outcome.failure_message)
+        settled.append(attempt)
+    update_rows(settled, ["status", "gateway_reference", "completed_at", "failure_code", "failure_message"])
+    paid = [attempt.invoice_id for attempt in settled if attempt.status == PaymentAttempt.Status.SUCCEEDED]
+    Invoice.objects.filter(pk__in=paid).update(status=Invoice.Status.PAID, paid_at=now)
+    owners.payments_settled(settled)
+    return attempts
+
+
+def _recorded_one(attempt: PaymentAttempt, outcome: gateway.ChargeOutcome) -> PaymentAttempt:
+    return record_outcomes([(attempt, outcome)])[0]
 
 
 class IntentMismatch(Exception):
@@ -151,7 +198,7 @@ def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
         failure_code=error.get("decline_code") or error.get("code") or "",
         failure_message=error.get("message") or "",
     )
-    return _record_outcome(attempt.pk, outcome)
+    return _recorded_one(attempt, outcome)
 
 
 def refund_payment(attempt_id: int) -> Refund:

@@ -8,4 +8,5 @@
 - `recovery`: the sweep that re-enqueues work whose messages were lost.
 - `registry`: the one way a lower layer calls back up.
 - `unique`, `dead_letters`, `crash`, `broker`: unique execution, re-enqueue, test hooks, broker reads.
+- `rows.update_rows`: many rows written in one statement (a billing batch's recording).
 """

@@ -30,7 +30,8 @@ Text an outside service sends us (a decline message, an id) goes into our column
 longer value than we expected never makes the recording transaction fail again and again.
 
 A job with many calls to make (a billing batch) keeps several in flight with `call_concurrently`; each
-still goes through `outside_call`, and the job still decides about a failed one as about a single call.
+still goes through `outside_call`, and the job still decides about a failed one as about a single call,
+but for a 429: that call alone is made again in its next turn, while the others go on.
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ def call_concurrently(
     call (defer, retry or dead letter). Calls not started within `start_within` seconds are not made
     either: a `Deferred` then sends the job again at once to make them, rather than let it run into the
     task's time limit.
+
+    Except a call the service refused with a 429: the service made nothing, and `outside_call` has
+    slowed the limiter down, so this thread waits out the service's window and makes the call again in
+    its next turn of the slower limiter, while the other threads go on. Deferring the whole job instead
+    would stop every call in flight for a second or more at each 429, which a limit set a little above
+    the service's brings every few seconds.
     """
     if not items:
         return
@@ -128,11 +135,18 @@ def call_concurrently(
         if time.monotonic() > deadline:
             stop.set()
             raise Deferred(f"calls not started within {start_within:g}s are left for the job's next run", 0)
-        try:
-            return call(item)
-        except BaseException:
-            stop.set()
-            raise
+        while True:
+            try:
+                return call(item)
+            except RateLimited as refused:
+                if refused.by_service and not stop.is_set() and time.monotonic() <= deadline:
+                    time.sleep(refused.retry_after)  # paces it too where we keep no limiter
+                    continue
+                stop.set()
+                raise
+            except BaseException:
+                stop.set()
+                raise
 
     pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="outside-call")
     futures = {pool.submit(guarded, item): item for item in items}
@@ -171,7 +185,9 @@ def http_error(service: str, status: int, detail: object) -> TransientError | Pe
     if status == 409:
         return Deferred(f"{text} (the same Idempotency-Key is in flight)", KEY_IN_FLIGHT_RETRY_AFTER_SECONDS)
     if status == 429:
-        return RateLimited(service, RATE_LIMITED_RETRY_AFTER_SECONDS, f"the service answered {text}")
+        return RateLimited(
+            service, RATE_LIMITED_RETRY_AFTER_SECONDS, f"the service answered {text}", by_service=True
+        )
     return PermanentError(f"{service} refused the request: {text}")
 
 

@@ -118,12 +118,14 @@ return {
 
 
 class RateLimited(Deferred):
-    """Over the rate limit: ours (the turn is too far off) or the gateway's (a 429). Come back later."""
+    """Over the rate limit: ours (the turn is too far off) or the service's (`by_service`: it answered
+    429 and did not make the call). Come back later."""
 
-    def __init__(self, service: str, retry_after: float, detail: str):
+    def __init__(self, service: str, retry_after: float, detail: str, by_service: bool = False):
         super().__init__(f"{service} rate limited: {detail}", retry_after)
-        self.args = (service, retry_after, detail)  # all in args: the exception survives pickling
+        self.args = (service, retry_after, detail, by_service)  # all in args: the exception survives pickling
         self.service = service
+        self.by_service = by_service
 
 
 # One lock per limiter name and process: its threads queue here, one at a time in the shared queue.

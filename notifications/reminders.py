@@ -56,9 +56,11 @@ def schedule(subject: str) -> None:
             reminder.save(update_fields=["status", "due_at", "handled_at"])
 
 
-def cancel(subject: str) -> int:
-    """The subject was paid (or cancelled): its pending reminders will not be sent."""
-    return Reminder.objects.filter(subject=subject, status=Reminder.Status.PENDING).update(
+def cancel(*subjects: str) -> int:
+    """The subjects were paid (or cancelled): their pending reminders will not be sent."""
+    if not subjects:
+        return 0
+    return Reminder.objects.filter(subject__in=subjects, status=Reminder.Status.PENDING).update(
         status=Reminder.Status.SKIPPED, handled_at=timezone.now()
     )
 

@@ -10,13 +10,21 @@ from orders import pipeline
 from orders.models import Order
 
 
-def wants_payment(owner_id: str, invoice: Invoice) -> bool:
-    return Order.objects.filter(public_id=owner_id, status=Order.Status.PROCESSING).exists()
+def wanting_payment(invoices: list[Invoice]) -> set[int]:
+    """An order wants its invoice paid while it is processing."""
+    invoice_of = {invoice.owner_id: invoice.pk for invoice in invoices}
+    processing = Order.objects.filter(public_id__in=invoice_of, status=Order.Status.PROCESSING)
+    return {invoice_of[str(public_id)] for public_id in processing.values_list("public_id", flat=True)}
 
 
-def payment_settled(owner_id: str, attempt: PaymentAttempt) -> None:
+def payments_settled(attempts: list[PaymentAttempt]) -> None:
+    for attempt in attempts:  # one order has one invoice: the list is one charge's attempt
+        _settle(attempt)
+
+
+def _settle(attempt: PaymentAttempt) -> None:
     """Paid: fan out the follow-ups. Declined: `payment_failed`, with reminders planned."""
-    order = Order.objects.select_for_update().get(public_id=owner_id)
+    order = Order.objects.select_for_update().get(public_id=attempt.invoice.owner_id)
     if order.status != Order.Status.PROCESSING:
         return
     if attempt.status == PaymentAttempt.Status.SUCCEEDED:

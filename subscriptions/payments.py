@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from billing.models import Invoice, PaymentAttempt
 from subscriptions import renewals, signup
 from subscriptions.models import BillingPeriod, Subscription
@@ -10,19 +12,29 @@ from subscriptions.models import BillingPeriod, Subscription
 Status, Step = Subscription.Status, Subscription.Step
 
 
-def wants_payment(owner_id: str, invoice: Invoice) -> bool:
+def wanting_payment(invoices: list[Invoice]) -> set[int]:
     """The sign-up charge while at that step, or the renewal of the period that is due."""
-    subscription = Subscription.objects.get(public_id=owner_id)
-    start = BillingPeriod.objects.get(invoice=invoice).start
+    periods = BillingPeriod.objects.select_related("subscription").filter(invoice__in=invoices)
+    return {period.invoice_id for period in periods if _wants(period.subscription, period.start)}
+
+
+def _wants(subscription: Subscription, start: datetime.date) -> bool:
     if subscription.status == Status.PENDING:
         return subscription.step == Step.CHARGE and start == subscription.current_period_start
     return subscription.status == Status.ACTIVE and start == subscription.current_period_end
 
 
-def payment_settled(owner_id: str, attempt: PaymentAttempt) -> None:
-    """Apply a recorded payment to its subscription (runs in the transaction that records it)."""
-    subscription = Subscription.objects.select_for_update().get(public_id=owner_id)
-    if subscription.status == Status.PENDING:
-        signup.settle_signup_payment(subscription, attempt)
-    elif subscription.status in (Status.ACTIVE, Status.PAST_DUE):
-        renewals.settle_renewal(subscription, attempt)
+def payments_settled(attempts: list[PaymentAttempt]) -> None:
+    """Apply recorded payments to their subscriptions (runs in the transaction that records them)."""
+    locked = Subscription.objects.select_for_update().filter(
+        public_id__in=[attempt.invoice.owner_id for attempt in attempts]
+    )
+    subscriptions = {str(subscription.public_id): subscription for subscription in locked.order_by("pk")}
+    renewed = []
+    for attempt in attempts:
+        subscription = subscriptions[attempt.invoice.owner_id]
+        if subscription.status == Status.PENDING:
+            signup.settle_signup_payment(subscription, attempt)
+        elif subscription.status in (Status.ACTIVE, Status.PAST_DUE):
+            renewed.append((subscription, attempt))
+    renewals.settle_renewals(renewed)

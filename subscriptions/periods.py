@@ -7,7 +7,7 @@ import datetime
 
 from django.db import IntegrityError, transaction
 
-from billing.invoices import Line, issue_invoice
+from billing.invoices import Bill, Line, issue_invoices
 from subscriptions.models import BillingPeriod, BillingRun, Subscription
 
 
@@ -20,26 +20,54 @@ def add_month(day: datetime.date) -> datetime.date:
 def issue_period_invoice(
     subscription: Subscription, start: datetime.date, billing_run: BillingRun | None = None
 ) -> BillingPeriod:
-    """The billed period starting on `start`, with its invoice, created at most once: the unique key on
-    (subscription, start) decides between concurrent callers; the loser's invoice rolls back with it."""
-    existing = BillingPeriod.objects.select_related("invoice").filter(subscription=subscription, start=start)
-    if period := existing.first():
-        return period
-    end = add_month(start)
-    plan = subscription.plan
-    try:
-        with transaction.atomic():
-            invoice = issue_invoice(
-                owner=subscription.subject,
-                email=subscription.email,
-                currency=plan.currency,
-                lines=[Line(f"{plan.name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", plan.price)],
-            )
-            return BillingPeriod.objects.create(
-                subscription=subscription, start=start, end=end, invoice=invoice, billing_run=billing_run
-            )
-    except IntegrityError:
-        return period_of(subscription, start)
+    """`issue_period_invoices` for one subscription."""
+    return issue_period_invoices([(subscription, start)], billing_run)[subscription.pk]
+
+
+def issue_period_invoices(
+    starts: list[tuple[Subscription, datetime.date]], billing_run: BillingRun | None = None
+) -> dict[int, BillingPeriod]:
+    """For each subscription (by id), its billed period starting on the date given, with its invoice,
+    created at most once; a few statements for a whole billing batch. The unique key on (subscription,
+    start) decides between concurrent callers: the loser's invoices roll back with its periods, and it
+    reads the winner's."""
+    periods = _existing(starts)
+    missing = [
+        (subscription, start) for subscription, start in starts if (subscription.pk, start) not in periods
+    ]
+    if missing:
+        try:
+            with transaction.atomic():
+                invoices = issue_invoices([_bill(subscription, start) for subscription, start in missing])
+                created = BillingPeriod.objects.bulk_create(
+                    BillingPeriod(
+                        subscription=subscription, start=start, end=add_month(start), invoice=invoice,
+                        billing_run=billing_run,
+                    )
+                    for (subscription, start), invoice in zip(missing, invoices, strict=True)
+                )  # fmt: skip
+            periods.update({(period.subscription_id, period.start): period for period in created})
+        except IntegrityError:
+            periods = _existing(starts)  # a concurrent caller issued them first: theirs stand
+            if any((subscription.pk, start) not in periods for subscription, start in missing):
+                raise  # not a lost race: a row of ours broke a constraint
+    return {subscription.pk: periods[subscription.pk, start] for subscription, start in starts}
+
+
+def _existing(
+    starts: list[tuple[Subscription, datetime.date]],
+) -> dict[tuple[int, datetime.date], BillingPeriod]:
+    periods = BillingPeriod.objects.select_related("invoice").filter(
+        subscription_id__in=[subscription.pk for subscription, _ in starts],
+        start__in={start for _, start in starts},
+    )
+    return {(period.subscription_id, period.start): period for period in periods}
+
+
+def _bill(subscription: Subscription, start: datetime.date) -> Bill:
+    plan, end = subscription.plan, add_month(start)
+    line = Line(f"{plan.name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}", plan.price)
+    return Bill(subscription.subject, subscription.email, plan.currency, [line])
 
 
 def period_of(subscription: Subscription, start: datetime.date) -> BillingPeriod:

@@ -27,9 +27,10 @@ from billing.models import Invoice, PaymentAttempt
 from jobkit.crash import crash_point
 from jobkit.enqueue import enqueue_on_commit
 from jobkit.outside import fit
+from jobkit.rows import update_rows
 from notifications import reminders
 from subscriptions.models import BillingBatch, BillingPeriod, BillingRun, Subscription
-from subscriptions.periods import issue_period_invoice
+from subscriptions.periods import issue_period_invoices
 
 Status = Subscription.Status
 
@@ -105,28 +106,30 @@ def bill_batch(batch_id: int) -> None:
 @transaction.atomic
 def stage_batch(batch: BillingBatch) -> list[PaymentAttempt]:
     """Every due member's period invoice and payment attempt, committed together before any call; returns
-    the attempts still to send (pending: opened now, or left by an earlier run)."""
+    the attempts still to send (pending: opened now, or left by an earlier run). A few statements for
+    the whole batch (BILLING_BATCH_SIZE members), not a few per member: staging is time in which this
+    process makes no call."""
     run = batch.run
     members = due_subscriptions(run.billing_date).filter(id__gt=batch.after_id, id__lte=batch.last_id)
-    to_send = []
-    for subscription in members.select_related("plan").order_by("id"):  # a batch: BILLING_BATCH_SIZE rows
-        attempt = stage_renewal(subscription, run)
-        if attempt is not None and attempt.status == PaymentAttempt.Status.PENDING:
-            to_send.append(attempt)
-    return to_send
-
-
-def stage_renewal(subscription: Subscription, run: BillingRun) -> PaymentAttempt | None:
-    """The due period's invoice and its payment attempt; a subscription cancelled at period end ends."""
-    if subscription.cancel_at_period_end:
-        Subscription.objects.filter(pk=subscription.pk).update(
-            status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
-        )
-        return None
-    period = issue_period_invoice(subscription, subscription.current_period_end, billing_run=run)
-    if period.invoice.status != Invoice.Status.OPEN:
-        return None
-    return payments.open_attempt(period.invoice_id, subscription.payment_method)
+    members = list(members.select_related("plan").order_by("id"))
+    # A subscription cancelled at period end ends instead of renewing.
+    ending = [subscription.pk for subscription in members if subscription.cancel_at_period_end]
+    Subscription.objects.filter(pk__in=ending).update(
+        status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
+    )
+    renewing = [subscription for subscription in members if not subscription.cancel_at_period_end]
+    periods = issue_period_invoices(
+        [(subscription, subscription.current_period_end) for subscription in renewing], billing_run=run
+    )
+    unpaid = {
+        periods[subscription.pk].invoice_id: subscription.payment_method
+        for subscription in renewing
+        if periods[subscription.pk].invoice.status == Invoice.Status.OPEN
+    }
+    attempts = payments.open_attempts(unpaid).values()
+    return sorted(
+        (a for a in attempts if a.status == PaymentAttempt.Status.PENDING), key=lambda a: a.invoice_id
+    )
 
 
 def mark_batch_failed(batch_id: int) -> None:
@@ -169,16 +172,18 @@ def count_batch(batch: BillingBatch) -> None:
 
 
 def refresh_counters(run_id: int) -> None:
-    """The run's progress: a sum over its batches (one row each), so it stays cheap at any size."""
-    totals = BillingBatch.objects.filter(run_id=run_id).aggregate(
-        batches_done=Count("id", filter=Q(status=BillingBatch.Status.DONE)),
-        batches_failed=Count("id", filter=Q(status=BillingBatch.Status.FAILED)),
-        billed=Sum("billed"),
-        failed_subscriptions=Sum("failed"),
-        amount=Sum("amount"),
-    )
+    """The run's progress: a sum over its batches (one row each), so it stays cheap at any size. Summed
+    under the run's lock: batches ending at once each write their sum in turn, the last one with both
+    (summed before the lock, an earlier sum could be written last and count a done batch as not done)."""
     with transaction.atomic():
         run = BillingRun.objects.select_for_update().get(pk=run_id)
+        totals = BillingBatch.objects.filter(run_id=run_id).aggregate(
+            batches_done=Count("id", filter=Q(status=BillingBatch.Status.DONE)),
+            batches_failed=Count("id", filter=Q(status=BillingBatch.Status.FAILED)),
+            billed=Sum("billed"),
+            failed_subscriptions=Sum("failed"),
+            amount=Sum("amount"),
+        )
         run.subscriptions_billed, run.amount_billed = totals["billed"] or 0, totals["amount"] or 0
         run.subscriptions_failed = totals["failed_subscriptions"] or 0
         run.batches_done, run.batches_failed = totals["batches_done"], totals["batches_failed"]
@@ -188,22 +193,36 @@ def refresh_counters(run_id: int) -> None:
         run.save()
 
 
-def settle_renewal(subscription: Subscription, attempt: PaymentAttempt) -> None:
-    """A renewal charge was recorded: move the period on, or go past due with reminders."""
-    period = BillingPeriod.objects.get(invoice_id=attempt.invoice_id)
-    if period.start != subscription.current_period_end:
-        return  # an older period's payment; the subscription has moved on
-    if attempt.status == PaymentAttempt.Status.SUCCEEDED:
-        subscription.current_period_start, subscription.current_period_end = period.start, period.end
-        subscription.status, subscription.status_reason = Status.ACTIVE, ""
-        reminders.cancel(subscription.subject)
-    else:
-        subscription.status = Status.PAST_DUE
-        subscription.status_reason = fit(
-            Subscription, "status_reason", attempt.failure_message or attempt.failure_code
-        )
-        reminders.schedule(subscription.subject)
-    subscription.save()
+def settle_renewals(renewed: list[tuple[Subscription, PaymentAttempt]]) -> None:
+    """Recorded renewal charges (each with its subscription, locked): move the period on, or go past due
+    with reminders. One write per kind for a lot of answers, as a billing batch records them."""
+    invoice_ids = [attempt.invoice_id for _, attempt in renewed]
+    periods = {
+        period.invoice_id: period for period in BillingPeriod.objects.filter(invoice_id__in=invoice_ids)
+    }
+    changed: dict[int, Subscription] = {}
+    paid: list[str] = []
+    for subscription, attempt in renewed:
+        period = periods[attempt.invoice_id]
+        if period.start != subscription.current_period_end:
+            continue  # an older period's payment; the subscription has moved on
+        if attempt.status == PaymentAttempt.Status.SUCCEEDED:
+            subscription.current_period_start, subscription.current_period_end = period.start, period.end
+            subscription.status, subscription.status_reason = Status.ACTIVE, ""
+            paid.append(subscription.subject)
+        else:
+            subscription.status = Status.PAST_DUE
+            subscription.status_reason = fit(
+                Subscription, "status_reason", attempt.failure_message or attempt.failure_code
+            )
+            reminders.schedule(subscription.subject)
+        subscription.updated_at = timezone.now()
+        changed[subscription.pk] = subscription
+    reminders.cancel(*paid)
+    update_rows(
+        list(changed.values()),
+        ["current_period_start", "current_period_end", "status", "status_reason", "updated_at"],
+    )
 
 
 @transaction.atomic

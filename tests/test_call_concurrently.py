@@ -10,6 +10,7 @@ import pytest
 
 from jobkit.errors import Deferred, TransientError
 from jobkit.outside import call_concurrently
+from jobkit.ratelimit import RateLimited
 
 
 def test_keeps_up_to_threads_calls_in_flight_and_yields_every_answer():
@@ -59,3 +60,28 @@ def test_calls_not_started_in_time_are_left_to_a_deferral():
 
 def test_nothing_to_call():
     assert list(call_concurrently(lambda n: n, [], threads=4, start_within=60)) == []
+
+
+def test_a_call_the_service_refused_with_a_429_is_made_again_while_the_others_go_on():
+    refused_once: set[int] = set()
+
+    def call(n: int) -> int:
+        if n % 3 == 0 and n not in refused_once:
+            refused_once.add(n)
+            raise RateLimited("gateway", 0.01, "the service answered 429", by_service=True)
+        return n
+
+    answers = [
+        pair for lot in call_concurrently(call, list(range(9)), threads=3, start_within=60) for pair in lot
+    ]
+    assert sorted(answers) == [(n, n) for n in range(9)]
+    assert refused_once == {0, 3, 6}
+
+
+def test_our_own_limiter_turning_a_call_away_defers_the_job():
+    def call(n: int) -> int:
+        raise RateLimited("payments", 3.0, "next turn in 3.00s at 25/s")
+
+    with pytest.raises(RateLimited) as deferred:
+        list(call_concurrently(call, list(range(4)), threads=2, start_within=60))
+    assert deferred.value.retry_after == 3.0
