@@ -150,29 +150,29 @@ def test_burst_turns_are_granted_at_once_then_spaced(make_limiter: MakeLimiter):
 
 
 # --- 429s ------------------------------------------------------------------------------------------------
-def test_a_429_halves_the_rate_once_per_hold_down_to_the_floor(make_limiter: MakeLimiter):
+def test_a_429_takes_a_quarter_off_the_rate_once_per_hold_down_to_the_floor(make_limiter: MakeLimiter):
     held = make_limiter(rate_per_second=8.0, hold_seconds=60.0, recovery_seconds=3600.0)
     held.slow_down()
     held.slow_down()  # within the hold: the same overshoot, reported by another call
     snap = held.snapshot()
-    assert 4.0 <= snap["rate"] < 4.1
+    assert 6.0 <= snap["rate"] < 6.1
     assert (snap["rate_limited"], snap["slowdowns"]) == (2, 1)
 
     limiter = make_limiter(rate_per_second=8.0, hold_seconds=0, recovery_seconds=3600.0)
     rates = []
-    for _ in range(4):
+    for _ in range(9):
         limiter.slow_down()
         rates.append(round(limiter.snapshot()["rate"], 1))
-    assert rates == [4.0, 2.0, 1.0, 1.0]  # never below MIN_RATE_PER_SECOND
+    assert rates == [6.0, 4.5, 3.4, 2.5, 1.9, 1.4, 1.1, 1.0, 1.0]  # never below MIN_RATE_PER_SECOND
 
 
 def test_the_slowed_rate_spaces_the_turns(make_limiter: MakeLimiter):
     limiter = make_limiter(rate_per_second=0.2, min_rate_per_second=0.01, max_wait_seconds=1.0)
-    limiter.slow_down()  # 0.2/s -> 0.1/s: a turn every 10 s instead of 5
+    limiter.slow_down()  # 0.2/s -> 0.15/s: a turn every 6.7 s instead of 5
     limiter.acquire()
     with pytest.raises(RateLimited) as refused:
         limiter.acquire()
-    assert refused.value.retry_after > 5.0
+    assert refused.value.retry_after > 6.0
 
 
 def test_the_rate_climbs_back_after_a_slow_down(make_limiter: MakeLimiter):
