@@ -29,6 +29,12 @@ def results(
             "ratio_median": 1.2,
             "ratio_p95": p95_ratio,
             "samples_ms": {"checkout": [5.5, 6.0, 6.5, 12.0], "baseline": [4.5, 5.0, 5.5, 10.0]},
+            "worker_paused": {
+                "checkout": {"median_ms": 5.25, "p95_ms": 9.0, "count": 4},
+                "baseline": {"median_ms": 5.0, "p95_ms": 8.0, "count": 4},
+                "ratio_median": 1.05,
+                "ratio_p95": 1.125,
+            },
         },
         "pipeline": {"orders": 10, "pipeline_per_s": 4.5, "render_per_s": 5.0, "ratio": 0.9},
         "outage": {"orders": 12, "outage_seconds": 45, "calls": 9, "per_order": 0.75},
@@ -129,6 +135,7 @@ def test_report_judges_each_database_and_draws_every_chart(tmp_path: Path) -> No
     assert "python -m benchmarks --requests 4" in text
     for section in ("## Checkout latency", "## Batch billing at the rate limit", "### PostgreSQL 16.2"):
         assert section in text
+    assert "| worker paused: checkout / baseline | 1.05x | 1.12x |  |" in text  # the enqueue's own cost
 
     snippet = (tmp_path / "readme-figures.md").read_text()
     assert "python -m benchmarks --requests 4" in snippet
