@@ -23,28 +23,9 @@ from django.conf import settings
 from benchmarks.stack import BenchStack
 from devstack import processes
 from jobkit.ratelimit import reset_limiter
-from shop.factories import seed_plans
+from shop.factories import due_subscriptions, seed_plans
 from subscriptions import renewals
-from subscriptions.models import BillingRun, Plan, Subscription
-
-
-def make_due_subscriptions(plan: Plan, count: int, due: datetime.date) -> None:
-    start = due - datetime.timedelta(days=30)
-    tag = uuid.uuid4().hex[:8]
-    for first in range(0, count, 5000):
-        Subscription.objects.bulk_create(
-            Subscription(
-                request_key=f"bench-{tag}-{n}",
-                email=f"bench{n}@example.com",
-                plan=plan,
-                payment_method="pm_card_visa",
-                status=Subscription.Status.ACTIVE,
-                step=Subscription.Step.DONE,
-                current_period_start=start,
-                current_period_end=due,
-            )
-            for n in range(first, min(first + 5000, count))
-        )
+from subscriptions.models import BillingRun
 
 
 def peak_rss_mb(worker: processes.Child) -> float:
@@ -65,7 +46,7 @@ def peak_rss_mb(worker: processes.Child) -> float:
 def bill(size: int, due: datetime.date) -> float:
     """Bill `size` new subscriptions due on `due` through a billing run; the seconds it took."""
     plan = next(p for p in seed_plans() if p.code == "coffee-monthly")
-    make_due_subscriptions(plan, size, due)
+    due_subscriptions(plan, size, due, tag=f"bench-{uuid.uuid4().hex[:8]}")
     start = time.perf_counter()
     run, _ = renewals.start_run(due)
     while not BillingRun.objects.filter(pk=run.pk, status=BillingRun.Status.DONE).exists():

@@ -29,7 +29,7 @@ from jobkit.breaker import breaker_for
 from notifications.models import Notification
 from orders.models import Order
 from sandbox.testing import SandboxControl
-from shop.factories import seed_catalogue, seed_plans
+from shop.factories import due_subscriptions, seed_catalogue, seed_plans
 from subscriptions.models import BillingBatch, BillingRun, Subscription
 
 DECLINING_EVERY = 20  # every 20th billed subscription declines, as in tests/e2e/test_batch_billing.py
@@ -167,22 +167,7 @@ class Campaign:
         plan = plans[0]
         date = timezone.localdate() + datetime.timedelta(days=BILLING_LEAD_DAYS)
         count = self.sizes.subscriptions
-        Subscription.objects.bulk_create(
-            (
-                Subscription(
-                    request_key=f"chaos-bulk-{n}",
-                    email=f"renewal{n}@example.com",
-                    plan=plan,
-                    payment_method=load.DECLINING_CARD if n % DECLINING_EVERY == 0 else load.GOOD_CARD,
-                    status=Subscription.Status.ACTIVE,
-                    step=Subscription.Step.DONE,
-                    current_period_start=date - datetime.timedelta(days=30),
-                    current_period_end=date,
-                )
-                for n in range(1, count + 1)
-            ),
-            batch_size=500,
-        )
+        due_subscriptions(plan, count, date, tag="chaos-renewal", declining_every=DECLINING_EVERY)
         billing = BillingPlan(date, count, count // DECLINING_EVERY, plan.price, settings.BILLING_BATCH_SIZE)
         return billing, skus, [p.code for p in plans]
 

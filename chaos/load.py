@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import requests
 
 from chaos.schedule import Fault
+from shop.factories import DECLINING_CARD, GOOD_CARD
 
-GOOD_CARD, DECLINING_CARD = "pm_card_visa", "pm_card_chargeDeclined"
 DECLINING_SHARE = 0.15  # of orders and sign-ups: enough declines to check that none is recorded as paid
 RESENT_SHARE = 0.1  # requests the client sends again with the same key
 CLIENT_TIMEOUT = 30.0  # seconds a client waits for an answer; no answer by then counts as failed

@@ -5,7 +5,6 @@ what happened at the outside world (the sandbox's records) or in the database. I
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import os
 import signal
@@ -37,7 +36,7 @@ from lab.naive.app import NAIVE_PREFIX, VISIBILITY_TIMEOUT
 from lab.stack import CONCURRENCY, LabStack, wait
 from orders.checkout import CartLine, pay_again, place_order, write_order
 from orders.models import Order, Product
-from shop.factories import ProductFactory, seed_plans
+from shop.factories import ProductFactory, due_subscriptions, seed_plans
 from subscriptions.models import BillingRun, Subscription
 from subscriptions.renewals import start_run
 from subscriptions.signup import sign_up
@@ -560,23 +559,6 @@ BILLED = 30
 BILLING_LATENCY_MS = 100  # each gateway call takes this long, so the kill lands mid-run
 
 
-def due_subscriptions(name: str, day: datetime.date) -> list[Subscription]:
-    plan = seed_plans()[0]
-    return Subscription.objects.bulk_create(
-        Subscription(
-            request_key=f"lab-{name}-{n}",
-            email=f"{name}{n}@example.com",
-            plan=plan,
-            payment_method="pm_card_visa",
-            status=Subscription.Status.ACTIVE,
-            step=Subscription.Step.DONE,
-            current_period_start=day - datetime.timedelta(days=30),
-            current_period_end=day,
-        )
-        for n in range(BILLED)
-    )
-
-
 def charges_per_subscription(lab: LabStack) -> Counter[str]:
     return Counter(
         intent["metadata"]["subscription_id"]
@@ -596,7 +578,7 @@ def batch_billing(lab: LabStack) -> Row:
 
     fresh(lab)
     lab.sandbox.set_fault("payments", latency_ms=BILLING_LATENCY_MS)
-    subscriptions = due_subscriptions("naive", day)
+    subscriptions = due_subscriptions(seed_plans()[0], BILLED, day, tag="lab-naive")
     naive_billing.bill_due_subscriptions.delay(day.isoformat())
     kill_mid_run(lab.naive)
     ids = [subscription.pk for subscription in subscriptions]
@@ -608,7 +590,7 @@ def batch_billing(lab: LabStack) -> Row:
 
     fresh(lab)
     lab.sandbox.set_fault("payments", latency_ms=BILLING_LATENCY_MS)
-    due_subscriptions("shop", day)
+    due_subscriptions(seed_plans()[0], BILLED, day, tag="lab-shop")
     run, _ = start_run(day)
     kill_mid_run(lab.shop)
     done = patiently(lambda: BillingRun.objects.filter(pk=run.pk, status=BillingRun.Status.DONE).exists())

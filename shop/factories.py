@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import factory
 
 from orders.models import Product
-from subscriptions.models import Plan
+from subscriptions.models import Plan, Subscription
+
+# Stripe's test cards (the sandbox knows the same): one that pays, one whose charge is declined.
+GOOD_CARD, DECLINING_CARD = "pm_card_visa", "pm_card_chargeDeclined"
 
 CATALOGUE = [
     ("TEA-EARL", "Earl Grey tea, 100 g", "8.50"),
@@ -70,3 +74,28 @@ def seed_plans() -> list[Plan]:
     return [
         PlanFactory(code=code, name=name, description=desc, price=Decimal(p)) for code, name, desc, p in PLANS
     ]
+
+
+def due_subscriptions(
+    plan: Plan, count: int, due: datetime.date, *, tag: str, declining_every: int = 0
+) -> list[Subscription]:
+    """`count` active subscriptions of `plan` whose renewal is due on `due`, created in bulk (5,000 rows
+    a statement); with `declining_every`, every so many of them pays with a card that declines.
+    `tag` keeps their request keys apart from other sets'. What a billing run is tried on by the tests,
+    the failure lab, the fault campaign and the benchmarks."""
+    return Subscription.objects.bulk_create(
+        (
+            Subscription(
+                request_key=f"{tag}-{n}",
+                email=f"{tag}{n}@example.com",
+                plan=plan,
+                payment_method=DECLINING_CARD if declining_every and n % declining_every == 0 else GOOD_CARD,
+                status=Subscription.Status.ACTIVE,
+                step=Subscription.Step.DONE,
+                current_period_start=due - datetime.timedelta(days=30),
+                current_period_end=due,
+            )
+            for n in range(1, count + 1)
+        ),
+        batch_size=5000,
+    )

@@ -14,6 +14,7 @@ from jobkit.breaker import breaker_for
 from jobkit.models import JobExecution, JobRun
 from jobkit.ratelimit import limiter_for
 from notifications.models import Reminder
+from shop.factories import due_subscriptions
 from subscriptions import jobs, renewals
 from subscriptions.models import BillingRun, Subscription
 from subscriptions.periods import add_month
@@ -26,20 +27,7 @@ BILLING_DATE = datetime.date(2026, 12, 1)
 
 
 def make_due_subscriptions(plan, count: int, declining_every: int = 20) -> list[Subscription]:
-    start = BILLING_DATE - datetime.timedelta(days=30)
-    return Subscription.objects.bulk_create(
-        Subscription(
-            request_key=f"bulk-{n}",
-            email=f"customer{n}@example.com",
-            plan=plan,
-            payment_method="pm_card_chargeDeclined" if n % declining_every == 0 else "pm_card_visa",
-            status=Subscription.Status.ACTIVE,
-            step=Subscription.Step.DONE,
-            current_period_start=start,
-            current_period_end=BILLING_DATE,
-        )
-        for n in range(1, count + 1)
-    )
+    return due_subscriptions(plan, count, BILLING_DATE, tag="bulk", declining_every=declining_every)
 
 
 def wait_for_run(stack, timeout: float = 180) -> BillingRun:
@@ -135,7 +123,7 @@ def bill_100_until_the_crash_point(workers, plans, settings, point: str):
     [standard] = workers.workers
     workers.stop_worker(standard)
     doomed, _ = workers.add_crashing_worker(point)
-    make_due_subscriptions(plans[0], 100, declining_every=1000)
+    make_due_subscriptions(plans[0], 100, declining_every=0)
     call_command("bill_due", date=BILLING_DATE.isoformat())
     wait_for(lambda: not doomed.alive(), 60, workers.logs)
     return doomed
@@ -190,7 +178,7 @@ def test_bill_due_refuses_a_malformed_date(db):
 
 
 def test_a_failed_batch_is_retried_alone(client, e2e, plans):
-    subs = make_due_subscriptions(plans[0], 20, declining_every=1000)
+    subs = make_due_subscriptions(plans[0], 20, declining_every=0)
     run = BillingRun.objects.create(
         billing_date=BILLING_DATE, status="running", batch_size=10, batches_total=2
     )
@@ -210,7 +198,7 @@ def test_a_failed_batch_is_retried_alone(client, e2e, plans):
 
 
 def test_batches_whose_messages_were_lost_are_swept_back(client, workers, plans):
-    subs = make_due_subscriptions(plans[0], 20, declining_every=1000)
+    subs = make_due_subscriptions(plans[0], 20, declining_every=0)
     run = BillingRun.objects.create(
         billing_date=BILLING_DATE, status="running", batch_size=10, batches_total=2
     )
