@@ -26,7 +26,8 @@ a lost message: no sign of life since the cutoff, not held by the broker, subjec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -60,8 +61,8 @@ class Stuck:
     jobs: Sequence[tuple[Task, tuple[Any, ...]]]
 
 
-Finder = Callable[[datetime], Iterable[Stuck]]
-# What each app's stuck subjects are: `finder(cutoff)` yields those unchanged since cutoff.
+Finder = Callable[[datetime], Generator[Stuck, None, None]]
+# What each app's stuck subjects are: the generator `finder(cutoff)` yields those unchanged since cutoff.
 finders: Registry[Finder] = Registry("recovery finder")
 
 
@@ -102,22 +103,27 @@ def sweep(stuck_after: timedelta) -> SweepReport:
     held = _Held()
     for name, finder in finders.items():
         moved = report.requeued.setdefault(name, [])
-        candidates = iter(finder(cutoff))
-        while budget > 0 and (chunk := list(islice(candidates, min(_CHUNK, budget)))):
-            timelines = _timelines([stuck.subject for stuck in chunk])
-            for stuck in chunk:
-                timeline = timelines.get(stuck.subject, [])
-                if _waiting_for_human(timeline):
-                    report.waiting_for_human.append(stuck.subject)
-                    continue
-                unfinished = [run for run in timeline if run.status in _UNFINISHED]
-                if any(run.updated_at >= cutoff or run.status == JobRun.Status.UNSENT for run in unfinished):
-                    continue
-                if any(held.holds(run.task_id) for run in unfinished):
-                    continue
-                _requeue(stuck, unfinished)
-                moved.append(stuck.subject)
-                budget -= 1
+        # Closed however the loop ends: a finder reads lazily, and one left suspended (the budget spent,
+        # or an error whose traceback keeps it alive) holds its cursor open; on SQLite that pins a stale
+        # snapshot and every later write on this connection fails with "database is locked".
+        with closing(finder(cutoff)) as candidates:
+            while budget > 0 and (chunk := list(islice(candidates, min(_CHUNK, budget)))):
+                timelines = _timelines([stuck.subject for stuck in chunk])
+                for stuck in chunk:
+                    timeline = timelines.get(stuck.subject, [])
+                    if _waiting_for_human(timeline):
+                        report.waiting_for_human.append(stuck.subject)
+                        continue
+                    unfinished = [run for run in timeline if run.status in _UNFINISHED]
+                    if any(
+                        run.updated_at >= cutoff or run.status == JobRun.Status.UNSENT for run in unfinished
+                    ):
+                        continue
+                    if any(held.holds(run.task_id) for run in unfinished):
+                        continue
+                    _requeue(stuck, unfinished)
+                    moved.append(stuck.subject)
+                    budget -= 1
     _resend_lost(report, cutoff, held, budget)
     if any(report.requeued.values()) or report.published or report.resent:
         logger.warning("recovery sweep: %s", report.as_dict())

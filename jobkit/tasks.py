@@ -23,7 +23,7 @@ from celery import Task
 from celery.exceptions import Retry
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 from django.db.models import F
 from django.db.models.expressions import Combinable
 from django.utils import timezone
@@ -51,13 +51,28 @@ def retry_delay(retries: int) -> int:
     return get_exponential_backoff_interval(base, retries, cap, full_jitter=True)
 
 
+def release_connections(**_signal: object) -> None:
+    """Before and after each job: keep the process's connection while it is younger than DB_CONN_MAX_AGE
+    and healthy (Celery's own per-job close is off: CELERY_DB_REUSE_MAX), close it after a database error.
+
+    Django's `close_old_connections` keeps a connection that saw an error if it still answers, and SQLite's
+    always does, although what broke it (an open read pinned to an old snapshot, a half-done statement) may
+    stay. A job that failed on the database therefore leaves a new connection to the next job and its own
+    retry, on every backend. Integrity errors do not count: they are answers (a unique key already taken).
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred and not conn.in_atomic_block:
+            conn.close()
+    close_old_connections()
+
+
 class JobTask(Task):
     """The base of every job: one retry policy, deferrals, the job timeline, dead-job handlers."""
 
     # Worth a retry: TransientError from outside calls (jobkit/outside.py), the broker or Redis
     # unreachable, and the database lost (connection dropped, server restarted, SQLite busy): the job's
-    # transaction rolled back, so its retry starts clean on a new connection (Celery's Django fixup drops
-    # the broken one). Anything else ends the job as dead.
+    # transaction rolled back, and `release_connections` closes a connection that saw a database error
+    # after the job, so the retry starts clean on a new one. Anything else ends the job as dead.
     retry_on: tuple[type[BaseException], ...] = (
         TransientError,
         redis.ConnectionError,

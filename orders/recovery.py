@@ -3,7 +3,7 @@ job moves each on from where its committed state says it is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 
 from jobkit.recovery import Stuck
@@ -15,7 +15,7 @@ IN_FLIGHT = (Order.Status.PLACED, Order.Status.PROCESSING, Order.Status.PAID)
 NEXT_JOB = {Order.Status.PLACED: jobs.reserve_stock, Order.Status.PROCESSING: jobs.charge_order}
 
 
-def stuck_orders(cutoff: datetime) -> Iterator[Stuck]:
+def stuck_orders(cutoff: datetime) -> Generator[Stuck, None, None]:
     waiting = Order.objects.filter(status__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("invoice")
     for order in waiting.order_by("id").iterator(chunk_size=200):
         order_id = str(order.public_id)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, signals
-from django.db import close_old_connections
+from celery import Celery
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
@@ -47,7 +46,5 @@ app.conf.task_routes = {name: {"queue": queue} for name, queue in ROUTES.items()
 app.autodiscover_tasks(related_name="jobs")
 
 
-# A job, like a request, keeps its process's connection while it is younger than DB_CONN_MAX_AGE and
-# usable: closed after an error or when the server dropped it (settings: CELERY_DB_REUSE_MAX).
-signals.task_prerun.connect(close_old_connections, weak=False)
-signals.task_postrun.connect(close_old_connections, weak=False)
+# Each job keeps its process's database connection while it is healthy: jobkit/apps.py connects
+# release_connections to the task signals.

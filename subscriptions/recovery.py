@@ -7,7 +7,7 @@ found as stuck compensations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timedelta
 
 from jobkit.recovery import Stuck
@@ -26,7 +26,7 @@ STEP_JOBS = {
 EMAIL_HORIZON = timedelta(days=7)
 
 
-def stuck_signups(cutoff: datetime) -> Iterator[Stuck]:
+def stuck_signups(cutoff: datetime) -> Generator[Stuck, None, None]:
     """Sign-ups mid-workflow or compensating, and ended ones whose last email was never sent."""
     waiting = Subscription.objects.filter(
         status__in=(Status.PENDING, Status.COMPENSATING), updated_at__lt=cutoff
@@ -56,7 +56,7 @@ def _unsent_last_emails(cutoff: datetime) -> Iterator[Stuck]:
             yield Stuck(subscription.subject, [(job, (str(subscription.public_id),))])
 
 
-def stuck_billing(cutoff: datetime) -> Iterator[Stuck]:
+def stuck_billing(cutoff: datetime) -> Generator[Stuck, None, None]:
     """Runs still planning, pending batches of running runs, and running runs whose batches all settled."""
     for run in BillingRun.objects.exclude(status=BillingRun.Status.DONE).filter(started_at__lt=cutoff):
         pending = run.batches.filter(status=BillingBatch.Status.PENDING).values_list("pk", flat=True)
