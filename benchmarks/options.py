@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
         "BENCH_DATABASE_URL names a PostgreSQL server)",
     )
     parser.add_argument("--requests", type=int, default=500, help="checkout requests per side")
-    parser.add_argument("--orders", type=int, default=60, help="orders pushed through the pipeline")
+    parser.add_argument("--orders", type=int, default=200, help="orders pushed through the pipeline")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load benchmark")
     parser.add_argument("--load-seconds", type=float, default=60, help="seconds of load, per variant")
     parser.add_argument("--billing-sizes", default="10000,100000", help="subscription counts to bill")

@@ -60,18 +60,35 @@ def _deliver(message: EmailMessage) -> None:
 
 
 def was_sent(kind: str, subject: str) -> bool:
-    return Notification.objects.filter(kind=kind, subject=subject, status=Notification.Status.SENT).exists()
+    return kind in kinds_sent(subject, [kind])
+
+
+def kinds_sent(subject: str, kinds: list[str]) -> set[str]:
+    """Which of these kinds of email about `subject` were sent, in one query (on the ledger's unique
+    index, which starts with the kind)."""
+    sent = Notification.objects.filter(kind__in=kinds, subject=subject, status=Notification.Status.SENT)
+    return set(sent.values_list("kind", flat=True))
 
 
 @transaction.atomic
 def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "shop.local"
-    notification, _ = Notification.objects.select_for_update().get_or_create(
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)
+    notification, created = Notification.objects.select_for_update().get_or_create(
         kind=kind,
         subject=subject,
-        defaults={"recipient": recipient, "message_id": make_msgid(idstring=kind, domain=domain)},
+        defaults={
+            "recipient": recipient,
+            "message_id": make_msgid(idstring=kind, domain=domain),
+            # a new row is claimed as it is written: this sender holds it
+            "status": Notification.Status.SENDING,
+            "attempts": 1,
+            "lease_until": lease_until,
+        },
     )
-    now = timezone.now()
+    if created:
+        return notification
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
@@ -84,6 +101,6 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
         raise Deferred(f"{kind} for {subject} is being sent by another worker", retry_after)
     notification.status = Notification.Status.SENDING
     notification.attempts += 1
-    notification.lease_until = now + timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)
+    notification.lease_until = lease_until
     notification.save(update_fields=["status", "attempts", "lease_until"])
     return notification

@@ -87,11 +87,12 @@ def complete_if_done(order_id: str) -> bool:
 def missing_follow_ups(order: Order) -> list[str]:
     """Which of a paid order's effects are not in the database yet, by the job that makes each."""
     missing = []
+    sent = notifications.kinds_sent(order.subject, [emails.INVOICE, emails.CONFIRMATION])
     if not order.invoice.pdf:
         missing.append("store_invoice_pdf")
-    elif not notifications.was_sent(emails.INVOICE, order.subject):
+    elif emails.INVOICE not in sent:
         missing.append("send_invoice_email")
-    if not notifications.was_sent(emails.CONFIRMATION, order.subject):
+    if emails.CONFIRMATION not in sent:
         missing.append("send_order_confirmation")
     if shipping.shipment_for(str(order.public_id)) is None:
         missing.append("request_shipment")

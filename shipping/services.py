@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import IntegrityError, transaction
+
 from shipping import carrier
 from shipping.models import Shipment
 
@@ -15,11 +17,15 @@ def request_shipment(reference: str, address: str, items: list[dict[str, Any]]) 
     if existing is not None:
         return existing
     created = carrier.create_shipment(reference, address, items)
-    shipment, _ = Shipment.objects.get_or_create(
-        reference=reference,
-        defaults={"carrier_reference": created["id"], "tracking_number": created.get("tracking_number", "")},
-    )
-    return shipment
+    try:
+        with transaction.atomic():
+            return Shipment.objects.create(
+                reference=reference,
+                carrier_reference=created["id"],
+                tracking_number=created.get("tracking_number", ""),
+            )
+    except IntegrityError:  # a duplicate job recorded the same shipment meanwhile (the carrier's key)
+        return Shipment.objects.get(reference=reference)
 
 
 def shipment_for(reference: str) -> Shipment | None:

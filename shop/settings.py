@@ -161,6 +161,7 @@ LOGIN_URL = "admin:login"
 # --- Broker and Celery ----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", RUNTIME.get("redis_url", "redis://127.0.0.1:6379/0"))
 CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT = "jobkit.broker:Transport"  # kombu's Redis transport, one client per channel
 # A message taken by a worker that then dies whole comes back after this many seconds (Redis semantics).
 _VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
