@@ -31,11 +31,11 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task, current_app
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Model, Q, QuerySet
 from django.utils import timezone
 
 from jobkit import broker, clock
@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 1000
 _CHUNK = 200  # subjects whose timelines are read in one query
 _UNFINISHED = (*JobRun.LIVE_STATUSES, JobRun.Status.UNSENT)
+M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,24 @@ class Stuck:
 Finder = Callable[[datetime], Generator[Stuck, None, None]]
 # What each app's stuck subjects are: the generator `finder(cutoff)` yields those unchanged since cutoff.
 finders: Registry[Finder] = Registry("recovery finder")
+
+
+def in_pages(queryset: QuerySet[M], size: int = _CHUNK) -> Generator[M, None, None]:
+    """The rows of `queryset` in primary-key order, read a page at a time, each page whole: how finders
+    read, since the sweep writes between the rows they yield.
+
+    Not `.iterator()`: its cursor stays open between rows, and on SQLite an open read holds this
+    connection's snapshot from before the sweep's writes; once another process commits, the sweep's next
+    transaction on this connection fails at once with "database is locked" (no busy timeout helps).
+    """
+    last_pk = None
+    while True:
+        page = queryset.order_by("pk")
+        page = list((page if last_pk is None else page.filter(pk__gt=last_pk))[:size])
+        yield from page
+        if len(page) < size:
+            return
+        last_pk = page[-1].pk
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from datetime import datetime
 
-from jobkit.recovery import Stuck
+from jobkit.recovery import Stuck, in_pages
 from orders import jobs, pipeline
 from orders.models import Order
 
@@ -17,7 +17,7 @@ NEXT_JOB = {Order.Status.PLACED: jobs.reserve_stock, Order.Status.PROCESSING: jo
 
 def stuck_orders(cutoff: datetime) -> Generator[Stuck, None, None]:
     waiting = Order.objects.filter(status__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("invoice")
-    for order in waiting.order_by("id").iterator(chunk_size=200):
+    for order in in_pages(waiting):
         order_id = str(order.public_id)
         if order.status in NEXT_JOB:
             next_jobs = [NEXT_JOB[order.status]]

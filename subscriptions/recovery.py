@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from datetime import datetime, timedelta
 
-from jobkit.recovery import Stuck
+from jobkit.recovery import Stuck, in_pages
 from notifications import services as notifications
 from subscriptions import emails, jobs
 from subscriptions.models import BillingBatch, BillingRun, Subscription
@@ -31,7 +31,7 @@ def stuck_signups(cutoff: datetime) -> Generator[Stuck, None, None]:
     waiting = Subscription.objects.filter(
         status__in=(Status.PENDING, Status.COMPENSATING), updated_at__lt=cutoff
     )
-    for subscription in waiting.order_by("id").iterator(chunk_size=200):
+    for subscription in in_pages(waiting):
         job = (
             jobs.compensate_signup
             if subscription.status == Status.COMPENSATING
@@ -59,9 +59,9 @@ def _unsent_last_emails(cutoff: datetime) -> Iterator[Stuck]:
 def stuck_billing(cutoff: datetime) -> Generator[Stuck, None, None]:
     """Runs still planning, pending batches of running runs, and running runs whose batches all settled."""
     for run in BillingRun.objects.exclude(status=BillingRun.Status.DONE).filter(started_at__lt=cutoff):
-        pending = run.batches.filter(status=BillingBatch.Status.PENDING).values_list("pk", flat=True)
-        if run.status == BillingRun.Status.RUNNING and pending:
-            for batch_id in pending.order_by("pk").iterator():
-                yield Stuck(jobs.bill_batch.subject_for([batch_id]), [(jobs.bill_batch, (batch_id,))])
+        pending = run.batches.filter(status=BillingBatch.Status.PENDING).only("pk")
+        if run.status == BillingRun.Status.RUNNING and pending.exists():
+            for batch in in_pages(pending):
+                yield Stuck(jobs.bill_batch.subject_for([batch.pk]), [(jobs.bill_batch, (batch.pk,))])
         else:  # planning resumes where it stopped; a run with every batch settled is finished
             yield Stuck(run.subject, [(jobs.plan_billing_run, (run.pk,))])
