@@ -27,8 +27,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SUBJECTS = 250  # more than one chunk of a finder's read (chunk_size=200), so its cursor stays open
 
 
+def sweep_only(finder: recovery.Finder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SUBJECTS timeline rows, and `finder` as the sweep's one finder."""
+    JobRun.objects.bulk_create(
+        JobRun(task_id=f"t{n}", name="x", queue="default", subject=f"x:{n}", status=JobRun.Status.SUCCEEDED)
+        for n in range(SUBJECTS)
+    )
+    monkeypatch.setattr(recovery, "finders", Registry("recovery finder"))
+    recovery.finders.register("runs", finder)
+
+
 def stuck_runs(cutoff: datetime) -> Iterator[recovery.Stuck]:
-    """A finder shaped like the shop's: a chunked read, a Stuck per row."""
+    """A finder that keeps a cursor open between rows, as one written with `.iterator()` would."""
     for run in JobRun.objects.order_by("id").iterator(chunk_size=200):
         yield recovery.Stuck(run.subject, [])
 
@@ -38,12 +48,7 @@ def requeue_fails(stuck: recovery.Stuck, lost: list[JobRun]) -> None:
 
 
 def test_a_sweep_that_fails_leaves_no_open_read_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    JobRun.objects.bulk_create(
-        JobRun(task_id=f"t{n}", name="x", queue="default", subject=f"x:{n}", status=JobRun.Status.SUCCEEDED)
-        for n in range(SUBJECTS)
-    )
-    monkeypatch.setattr(recovery, "finders", Registry("recovery finder"))
-    recovery.finders.register("runs", stuck_runs)
+    sweep_only(stuck_runs, monkeypatch)
     monkeypatch.setattr(recovery, "_requeue", requeue_fails)
 
     with pytest.raises(OperationalError) as failure:
@@ -68,12 +73,7 @@ def stuck_runs_in_pages(cutoff: datetime) -> Iterator[recovery.Stuck]:
 
 
 def test_a_sweep_writes_between_the_rows_a_finder_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    JobRun.objects.bulk_create(
-        JobRun(task_id=f"t{n}", name="x", queue="default", subject=f"x:{n}", status=JobRun.Status.SUCCEEDED)
-        for n in range(SUBJECTS)
-    )
-    monkeypatch.setattr(recovery, "finders", Registry("recovery finder"))
-    recovery.finders.register("runs", stuck_runs_in_pages)
+    sweep_only(stuck_runs_in_pages, monkeypatch)
     other_process = connections.create_connection("default")
 
     def requeue_while_others_write(stuck: recovery.Stuck, lost: list[JobRun]) -> None:
