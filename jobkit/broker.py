@@ -1,12 +1,11 @@
 """The Redis broker: kombu's Redis transport with one client per channel, and what the broker still holds.
 
 kombu's Redis channel builds a new redis-py client for every operation it makes outside its consumer
-(each message published, each acknowledgement), and a redis-py 5 client fills about 170 response
-callbacks when it is made: some 0.2 ms of Python per message, a sixth of a checkout's enqueue. The
-`Transport` here makes one such client per channel and connection pool, and uses it for every operation
-(redis-py clients are safe to share; each command takes a connection from the pool). Settings select it
-with CELERY_BROKER_TRANSPORT.
-
+(each message published, each acknowledgement), and a redis-py client fills about 170 response callbacks
+when it is made: profiled, 2,000 `apply_async` calls made 3.4 million Python calls with kombu's channel
+and 2.3 million with this one. The `Transport` here makes one such client per channel and connection pool,
+and uses it for every operation (redis-py clients are safe to share; each command takes a connection from
+the pool). Settings select it with CELERY_BROKER_TRANSPORT.
 
 A message waits in a list named after its queue; once a worker takes it, it sits in the `unacked` hash
 until acknowledged (with late acks: after the job ends), and comes back to its queue after the

@@ -122,9 +122,8 @@ def sweep(stuck_after: timedelta) -> SweepReport:
     held = _Held()
     for name, finder in finders.items():
         moved = report.requeued.setdefault(name, [])
-        # Closed however the loop ends: a finder reads lazily, and one left suspended (the budget spent,
-        # or an error whose traceback keeps it alive) holds its cursor open; on SQLite that pins a stale
-        # snapshot and every later write on this connection fails with "database is locked".
+        # Closed however the loop ends (the budget spent, or an error whose traceback would keep it
+        # alive): a finder left suspended keeps whatever it holds, such as a cursor not read to the end.
         with closing(finder(cutoff)) as candidates:
             while budget > 0 and (chunk := list(islice(candidates, min(_CHUNK, budget)))):
                 timelines = _timelines([stuck.subject for stuck in chunk])
