@@ -13,6 +13,8 @@ import json
 import time
 from urllib.parse import urlsplit
 
+from django.db.models import QuerySet
+
 from benchmarks.stack import BenchStack, wait_until_idle
 from billing.documents import render_pdf
 from billing.models import Invoice
@@ -40,8 +42,12 @@ def post_orders(stack: BenchStack, count: int) -> None:
     conn.close()
 
 
+def pipeline_orders() -> QuerySet[Order]:
+    return Order.objects.filter(lines__sku="PIPE-1")
+
+
 def wait_until_completed(count: int) -> None:
-    pipeline = Order.objects.filter(lines__sku="PIPE-1")
+    pipeline = pipeline_orders()
     deadline = time.monotonic() + 600
     while pipeline.filter(status=Order.Status.COMPLETED).count() < count:
         if time.monotonic() > deadline:
@@ -61,7 +67,7 @@ def run(stack: BenchStack, orders: int = 200, renders: int = 50, warm_up: int = 
     wait_until_completed(warm_up + orders)
     pipeline_rate = orders / (time.perf_counter() - start)
 
-    invoice = Invoice.objects.get(pk=Order.objects.filter(lines__sku="PIPE-1").first().invoice_id)
+    invoice = Invoice.objects.get(pk=pipeline_orders().first().invoice_id)
     render_pdf(invoice)  # warm up fonts and caches
     start = time.perf_counter()
     for _ in range(renders):

@@ -75,10 +75,10 @@ def in_pages(queryset: QuerySet[M], size: int = _CHUNK) -> Generator[M, None, No
     connection's snapshot from before the sweep's writes; once another process commits, the sweep's next
     transaction on this connection fails at once with "database is locked" (no busy timeout helps).
     """
+    ordered = queryset.order_by("pk")
     last_pk = None
     while True:
-        page = queryset.order_by("pk")
-        page = list((page if last_pk is None else page.filter(pk__gt=last_pk))[:size])
+        page = list((ordered if last_pk is None else ordered.filter(pk__gt=last_pk))[:size])
         yield from page
         if len(page) < size:
             return

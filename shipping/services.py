@@ -13,7 +13,7 @@ from shipping.models import Shipment
 def request_shipment(reference: str, address: str, items: list[dict[str, Any]]) -> Shipment:
     """The shipment for `reference`, asked of the carrier at most once with effect: the carrier's
     Idempotency-Key returns the same shipment to a repeated request, and the row is unique."""
-    existing = Shipment.objects.filter(reference=reference).first()
+    existing = shipment_for(reference)
     if existing is not None:
         return existing
     created = carrier.create_shipment(reference, address, items)
