@@ -1,8 +1,8 @@
 """Batch billing throughput and memory: subscriptions billed per second for each size, against raw SDK
 charges to the same sandbox at the same concurrency (the worker's 2 processes, each with
-GATEWAY_CALLS_IN_FLIGHT threads), and the billing worker's peak RSS per size (each size gets a fresh
-worker, so the peaks compare). The sizes measure the shop's own cost per subscription: the sandbox answers
-at once and no rate limiter paces the calls.
+GATEWAY_CALLS_IN_FLIGHT threads) measured before and after each size, and the billing worker's peak
+RSS per size (each size gets a fresh worker, so the peaks compare). The sizes measure the shop's own cost
+per subscription: the sandbox answers at once and no rate limiter paces the calls.
 
 At the limit (`run_at_limit`): billed per second against the rate the run may go at, with the gateway
 answering each call after a latency (the sandbox's `latency_ms` fault), our limiter at a rate, and the
@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -137,15 +138,18 @@ def raw_charge_rate(stack: BenchStack, charges: int, concurrency: int = 2) -> fl
     return charges / (time.perf_counter() - start)
 
 
-def report(results: list[dict[str, float]], raw: float) -> str:
+def report(billing: dict[str, Any]) -> str:
+    runs = ", ".join(f"{raw:.1f}" for raw in billing["raw_charge_runs"])
     lines = [
         f"Batch billing (worker: 2 processes x {settings.GATEWAY_CALLS_IN_FLIGHT} calls in flight, no rate "
-        f"limiter; raw SDK charges, as many at once: {raw:.1f}/s)"
+        f"limiter; raw SDK charges, as many at once, before and after each size: {runs}/s)"
     ]
+    results = billing["sizes"]
     for r in results:
         lines.append(
             f"  {int(r['size']):>7} subscriptions  {r['billed_per_s']:7.1f} billed/s  ({r['seconds']:.0f} s)"
-            f"  ratio to raw {r['billed_per_s'] / raw:.2f}x  peak worker RSS {r['peak_rss_mb']:.0f} MB"
+            f"  ratio to raw {r['billed_per_s'] / r['raw_charges_per_s']:.2f}x"
+            f" (raw {r['raw_charges_per_s']:.1f}/s)  peak worker RSS {r['peak_rss_mb']:.0f} MB"
         )
     if len(results) > 1:
         growth = results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"]

@@ -36,7 +36,13 @@ def results(
                 "ratio_p95": 1.125,
             },
         },
-        "pipeline": {"orders": 10, "pipeline_per_s": 4.5, "render_per_s": 5.0, "ratio": 0.9},
+        "pipeline": {
+            "orders": 10,
+            "pipeline_per_s": 4.5,
+            "render_per_s": 5.0,
+            "render_runs": [4.8, 5.2],
+            "ratio": 0.9,
+        },
         "outage": {"orders": 12, "outage_seconds": 45, "calls": 9, "per_order": 0.75},
         "load": [
             {
@@ -68,10 +74,23 @@ def results(
         ],
         "billing": {
             "sizes": [
-                {"size": 500, "billed_per_s": billed, "seconds": 500 / billed, "peak_rss_mb": 100.0},
-                {"size": 1000, "billed_per_s": billed * 1.1, "seconds": 1000 / billed, "peak_rss_mb": 110.0},
+                {
+                    "size": 500,
+                    "billed_per_s": billed,
+                    "seconds": 500 / billed,
+                    "peak_rss_mb": 100.0,
+                    "raw_charges_per_s": 200.0,
+                },
+                {
+                    "size": 1000,
+                    "billed_per_s": billed * 1.1,
+                    "seconds": 1000 / billed,
+                    "peak_rss_mb": 110.0,
+                    "raw_charges_per_s": 230.0,
+                },
             ],
-            "raw_charges_per_s": 200.0,
+            "raw_charges_per_s": 210.0,
+            "raw_charge_runs": [190.0, 210.0, 250.0],
             "calls_in_flight": 16,
         },
         "limit": [
@@ -129,7 +148,8 @@ def test_report_judges_each_database_and_draws_every_chart(tmp_path: Path) -> No
         cells = aim_row(text, figure)
         assert len(cells) == 4, cells
         assert tuple(mark(cell) for cell in cells[2:]) == marks, (figure, cells)
-    assert "0.80 (worst size, 500)" in aim_row(text, "billing, local gateway")[2]
+    # each size against the raw rate around it: 1,000 billed 176/s against 230/s is the worst
+    assert "0.77 (worst size, 1,000)" in aim_row(text, "billing, local gateway")[2]
     assert "lost 0, doubled 1" in aim_row(text, "billing, gateway enforcing 25/s")[3]
     assert "; aim is for PostgreSQL" in aim_row(text, "billing, gateway latency 300 ms, rate limit 100/s")[2]
     assert "python -m benchmarks --requests 4" in text
