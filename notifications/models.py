@@ -40,8 +40,9 @@ class Notification(models.Model):
 class Reminder(models.Model):
     """A scheduled reminder, kept as a row with its due time (never a long countdown on the broker).
 
-    A periodic job claims due rows with SELECT ... FOR UPDATE SKIP LOCKED, so two beats or two workers
-    never take the same row, and re-checks the subject's state before sending.
+    A periodic job claims due rows with SELECT ... FOR UPDATE SKIP LOCKED and holds each for a lease
+    (`claimed_until`), so two beats or two workers never take the same row, and re-checks the subject's
+    state before sending.
     """
 
     class Status(models.TextChoices):
@@ -55,6 +56,9 @@ class Reminder(models.Model):
     due_at = models.DateTimeField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     handled_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="a sender holds it until then (a sender that died lets go then)"
+    )
 
     class Meta:
         ordering = ["due_at", "id"]

@@ -59,6 +59,12 @@ def _deliver(message: EmailMessage) -> None:
         raise no_answer("mail", exc) from exc
 
 
+def send_lease() -> timedelta:
+    """How long a sender holds an email it is sending: a connection and a send, each up to EMAIL_TIMEOUT,
+    and 10 s for the database around them. A sender that died lets go when it passes."""
+    return timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)
+
+
 def was_sent(kind: str, subject: str) -> bool:
     return kind in kinds_sent(subject, [kind])
 
@@ -74,7 +80,7 @@ def kinds_sent(subject: str, kinds: list[str]) -> set[str]:
 def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "shop.local"
     now = timezone.now()
-    lease_until = now + timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 10)
+    lease_until = now + send_lease()
     notification, created = Notification.objects.select_for_update().get_or_create(
         kind=kind,
         subject=subject,

@@ -22,10 +22,13 @@ def reminder_for(order_id: str, reminder: Reminder) -> tuple[str, MessageBuilder
     return order.email, partial(emails.payment_reminder, order, reminder)
 
 
-def give_up(order_id: str) -> None:
+def give_up(order_id: str) -> bool:
     """Unpaid after the final reminder: the order expires, its stock returns, its invoice is void."""
     order = Order.objects.select_for_update().get(public_id=order_id)
+    if order.status != Order.Status.PAYMENT_FAILED:
+        return False  # paid again while the final reminder went out
     release_stock(order)
     order.status, order.status_reason = Order.Status.EXPIRED, "Not paid after the final reminder."
     order.save(update_fields=["status", "status_reason", "updated_at"])
     Invoice.objects.filter(pk=order.invoice_id, status=Invoice.Status.OPEN).update(status=Invoice.Status.VOID)
+    return True

@@ -24,10 +24,13 @@ def reminder_for(subscription_id: str, reminder: Reminder) -> tuple[str, Message
     return subscription.email, partial(emails.payment_reminder, subscription, reminder)
 
 
-def give_up(subscription_id: str) -> None:
+def give_up(subscription_id: str) -> bool:
     """Unpaid after the final reminder: the subscription is cancelled."""
-    Subscription.objects.filter(public_id=subscription_id).update(
+    cancelled = Subscription.objects.filter(
+        public_id=subscription_id, status=Subscription.Status.PAST_DUE
+    ).update(
         status=Subscription.Status.CANCELLED,
         status_reason="Not paid after the final reminder.",
         updated_at=timezone.now(),
     )
+    return cancelled == 1
