@@ -36,6 +36,7 @@ from typing import Any
 
 from django.conf import settings
 from redis import Redis
+from redis.exceptions import RedisError
 
 from jobkit.errors import Deferred
 
@@ -318,15 +319,21 @@ class CircuitBreaker:
         try:
             yield permit
         except Exception as exc:
-            if counts_as_failure(exc):
-                self.record_failure(permit)
-            else:
-                self.release(permit)
+            self._settle(permit, "failure" if counts_as_failure(exc) else "release")
             raise
         except BaseException:
-            self.release(permit)
+            self._settle(permit, "release")
             raise
-        self.record_success(permit)
+        self._settle(permit, "success")
+
+    def _settle(self, permit: Permit, outcome: str) -> None:
+        """Report how a guarded call ended. The call has happened whatever the breaker's store says: if
+        Redis cannot take the report, the call's own outcome stands (an email sent is not sent again, a
+        charge made is recorded), and the call's lease frees its slot later."""
+        try:
+            self._report(permit, outcome)
+        except RedisError as exc:
+            logger.warning("circuit %s: the call's %s went unrecorded: %s", self.name, outcome, exc)
 
     def snapshot(self, transitions: int = 10) -> dict[str, Any]:
         """The breaker as the ops page shows it, read in one atomic step."""

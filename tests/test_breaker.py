@@ -17,11 +17,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis import Redis
 
+from devstack import processes
 from devstack.processes import wait_until
 from jobkit import breaker as breaker_module
 from jobkit.breaker import SERVICES, CircuitBreaker, CircuitOpen, Permit, breaker_for
@@ -440,3 +442,29 @@ def test_breaker_for_builds_from_settings_and_caches_the_client_per_url(settings
     assert breaker_for("mail").redis.connection_pool.connection_kwargs["port"] == 2
     assert SERVICES == ("payments", "carrier", "mail")
     assert breaker_module.state_client("redis://127.0.0.1:1/0") is payments.redis
+
+
+@pytest.fixture
+def doomed_redis(tmp_path: Path) -> Iterator[tuple[processes.Child, str]]:
+    """A Redis server of this test's own, for the test to stop while a call is in flight."""
+    child, url = processes.start_redis(tmp_path, processes.free_port())
+    yield child, url
+    child.stop()
+
+
+def test_a_call_that_ended_keeps_its_outcome_when_the_breaker_cannot_record_it(
+    doomed_redis: tuple[processes.Child, str],
+):
+    server, url = doomed_redis
+    breaker = CircuitBreaker(f"test-{uuid.uuid4().hex[:10]}", Redis.from_url(url, socket_connect_timeout=1))
+
+    with breaker.guard() as permit:
+        server.stop()  # the store goes away while the call is made
+    # the call succeeded: no Redis error is raised in its place (an email sent must not be sent again)
+    assert not permit.probe
+
+    server.start()
+    wait_until(lambda: processes.redis_ping(url), 20, "the Redis server again", server)
+    with pytest.raises(ServiceDown), breaker.guard():
+        server.stop()
+        raise ServiceDown("503")  # the call's own failure is what the caller sees, not the store's
