@@ -23,7 +23,14 @@ LAB_DIR = VAR_DIR / "lab"
 # enough for a two-core machine.
 CONCURRENCY = 3
 # Reminders seconds apart instead of days (as the test stack), looked for every half second by the beat.
-LAB_SETTINGS = {"REMINDER_OFFSETS_SECONDS": "4,8,12", "REMINDER_INTERVAL_SECONDS": "0.5"}
+# The shop's recovery sweep sees the naive app's orders too (one database): it must not "recover" one while
+# a row watches what the naive code does with it, which takes up to ~20 s (row B: a kill, a restart, three
+# visibility timeouts). At the campaign's 15 s it charged row B's "lost" order, now and then, in CI.
+LAB_SETTINGS = {
+    "REMINDER_OFFSETS_SECONDS": "4,8,12",
+    "REMINDER_INTERVAL_SECONDS": "0.5",
+    "SWEEP_STUCK_AFTER_SECONDS": "120",
+}
 
 
 @dataclass
