@@ -640,8 +640,8 @@ def whole_worker_killed(lab: LabStack) -> Row:
         return paid, took, charges(lab, [order])
 
     # Early acks: a worker acknowledges a job as a pool process starts it, so no message held means it
-    # runs. Taken from the queue is not enough: one killed before its pool starts it comes back (CI saw
-    # the "lost" job paid). With acks_late, held to its end: taken is all there is to wait for.
+    # runs, and the kill lands while its gateway call is in flight (taken from the queue alone does not
+    # say it started). With acks_late, held to its end: taken is all there is to wait for.
     lost_paid, _, lost_charges = naive_run(naive_charge.charge_order, lambda: naive_held(lab) == 0)
     late_paid, late_took, late_charges = naive_run(naive_worker_lost.charge_order, lambda: naive_taken(lab))
     naive = {
