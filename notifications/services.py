@@ -81,19 +81,21 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "shop.local"
     now = timezone.now()
     lease_until = now + send_lease()
-    notification, created = Notification.objects.select_for_update().get_or_create(
+    message_id = make_msgid(idstring=kind, domain=domain)
+    # Insert-or-nothing, then read the row locked: two statements where get_or_create takes four (a
+    # savepoint around its insert). The row is new, and this sender's, when it holds our Message-ID.
+    claimed = Notification(
         kind=kind,
         subject=subject,
-        defaults={
-            "recipient": recipient,
-            "message_id": make_msgid(idstring=kind, domain=domain),
-            # a new row is claimed as it is written: this sender holds it
-            "status": Notification.Status.SENDING,
-            "attempts": 1,
-            "lease_until": lease_until,
-        },
+        recipient=recipient,
+        message_id=message_id,
+        status=Notification.Status.SENDING,  # a new row is claimed as it is written: this sender holds it
+        attempts=1,
+        lease_until=lease_until,
     )
-    if created:
+    Notification.objects.bulk_create([claimed], ignore_conflicts=True)
+    notification = Notification.objects.select_for_update().get(kind=kind, subject=subject)
+    if notification.message_id == message_id:
         return notification
     if notification.status == Notification.Status.SENT:
         return None

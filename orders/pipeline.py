@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from django.db import transaction
+from django.utils import timezone
 
 from billing.invoices import store_pdf
 from jobkit.enqueue import enqueue_on_commit
@@ -67,21 +67,24 @@ def request_shipment(order_id: str) -> None:
     complete_if_done(order_id)
 
 
-@transaction.atomic
 def complete_if_done(order_id: str) -> bool:
     """`completed` once every follow-up of a paid order is done, decided from the database alone.
 
     Each follow-up job calls this after committing its own effect, so whichever finishes last sees
-    all of them; no chord, no counter to keep in step.
+    all of them; no chord, no counter to keep in step. Reading takes no lock: every follow-up but the
+    last finds an effect missing and stops there. When none is missing, one conditional UPDATE moves
+    the order on from `paid` and from nothing else, so two last finishers, or a refund at the same
+    moment, cannot both win; an effect once in the database stays there, so none needs a second look.
     """
-    order = Order.objects.select_for_update(of=("self",)).select_related("invoice").get(public_id=order_id)
+    order = Order.objects.select_related("invoice").get(public_id=order_id)
     if order.status != Order.Status.PAID:
         return order.status == Order.Status.COMPLETED
-    if not missing_follow_ups(order):
-        order.status = Order.Status.COMPLETED
-        order.save(update_fields=["status", "updated_at"])
-        return True
-    return False
+    if missing_follow_ups(order):
+        return False
+    moved = Order.objects.filter(pk=order.pk, status=Order.Status.PAID).update(
+        status=Order.Status.COMPLETED, updated_at=timezone.now()
+    )
+    return moved == 1 or Order.objects.filter(pk=order.pk, status=Order.Status.COMPLETED).exists()
 
 
 def missing_follow_ups(order: Order) -> list[str]:
