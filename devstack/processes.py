@@ -56,7 +56,7 @@ def port_or_free(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: if the supervisor itself is killed (-9), the kernel sends the child SIGTERM.
 
     The kernel sends it when the *thread* that started the child ends, not only the process: start
@@ -93,7 +93,7 @@ class Child:
             stderr=subprocess.STDOUT,
             # Own process group: Ctrl-C reaches only the supervisor, which then stops children in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.pump = threading.Thread(
             target=self._pump, args=(self.popen,), daemon=True, name=f"pump-{self.name}"

@@ -10,6 +10,13 @@ is unreachable at that moment, the message is gone and nothing says so. Here the
 is that record. A send that fails marks the row `unsent` and is not raised into the caller (the request
 or job whose transaction already committed succeeded); the recovery sweep (`jobkit.recovery`) publishes
 unsent rows once the broker is back. So a checkout answers 202 whenever its order is committed.
+
+The web server goes one step further (`stage_for_relay()`, called by `gunicorn.conf.py`): it does not
+send at all. Its transaction writes the row as `unsent`, and the relay process beside it (`jobkit/relay.py`)
+sends the message a few milliseconds after the commit. A request then answers without waiting for the
+broker, neither for the send itself (as much as all of a checkout's own inserts) nor for a broker that
+is down. Workers send on commit themselves, so a job's hand-off is in the broker before the job's own
+message is acknowledged.
 """
 
 from __future__ import annotations
@@ -25,9 +32,17 @@ from jobkit.tasks import JobTask
 
 logger = logging.getLogger(__name__)
 
+_staged_for_relay = False
 
-def enqueue_on_commit(task: JobTask, *args: Any, countdown: float | None = None) -> str:
-    """Record the job as queued now and send it when the surrounding transaction commits."""
+
+def stage_for_relay() -> None:
+    """From now on this process leaves sending its jobs' messages to the relay (the web server)."""
+    global _staged_for_relay
+    _staged_for_relay = True
+
+
+def enqueue_on_commit(task: JobTask, *args: Any) -> str:
+    """Record the job now; its message goes out once the surrounding transaction has committed."""
     task_id = str(uuid.uuid4())
     JobRun.objects.create(
         task_id=task_id,
@@ -35,17 +50,17 @@ def enqueue_on_commit(task: JobTask, *args: Any, countdown: float | None = None)
         queue=task.queue_name(),
         subject=task.subject_for(args),
         args=list(args),
+        status=JobRun.Status.UNSENT if _staged_for_relay else JobRun.Status.QUEUED,
     )
-    transaction.on_commit(lambda: publish(task, args, task_id, countdown))
+    if not _staged_for_relay:
+        transaction.on_commit(lambda: publish(task, args, task_id))
     return task_id
 
 
-def publish(
-    task: JobTask, args: tuple[Any, ...] | list[Any], task_id: str, countdown: float | None = None
-) -> bool:
+def publish(task: JobTask, args: tuple[Any, ...] | list[Any], task_id: str) -> bool:
     """Send one recorded job's message; if the broker cannot take it, mark its row `unsent`."""
     try:
-        task.apply_async(args=args, task_id=task_id, countdown=countdown)
+        task.apply_async(args=args, task_id=task_id)
     except Exception as exc:  # kombu raises its own OperationalError, redis its errors, OSError...
         logger.warning("job %s[%s] not sent, the recovery sweep will send it: %s", task.name, task_id, exc)
         JobRun.objects.filter(task_id=task_id, status=JobRun.Status.QUEUED).update(

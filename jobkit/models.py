@@ -17,7 +17,9 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded"
         DEAD = "dead"
         REQUEUED = "requeued"  # was dead or lost; sent again as a new job
-        UNSENT = "unsent"  # committed, but the broker was unreachable; the recovery sweep sends it
+        # committed, message not sent: staged by the web for the relay, or refused by a broker that was down;
+        # the relay or the recovery sweep sends it
+        UNSENT = "unsent"
 
     # A job in one of these states is expected to make progress (and to update `updated_at`).
     LIVE_STATUSES = (Status.QUEUED, Status.STARTED, Status.RETRYING)

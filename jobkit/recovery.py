@@ -15,8 +15,9 @@ For each subject a finder reports, the sweep re-enqueues its jobs only if
   staff decide (the admin's re-enqueue), or the sweep would repeat the failure once per minute forever.
 Re-enqueueing work that was merely slow costs a no-op job, never a double effect: every job is idempotent.
 
-Before that, the sweep publishes the messages of `unsent` timeline rows (the broker was down when their
-transaction committed; `jobkit.enqueue`) with their original task ids. After it, it sends again, with
+Before that, the sweep publishes the messages of `unsent` timeline rows (staged for a relay that is not
+running, or refused by a broker that was down; `jobkit.enqueue`, `jobkit.relay`) with their original
+task ids. After it, it sends again, with
 their original task ids, the jobs whose messages were lost while no finder reports their subject: a
 subject that moved on without them (a webhook recorded the payment a lost charge job was making), whose
 timeline would otherwise show the lost job queued or running forever. The rule is the finders' rule for
@@ -38,7 +39,7 @@ from django.db import transaction
 from django.db.models import Max, Model, Q, QuerySet
 from django.utils import timezone
 
-from jobkit import broker, clock
+from jobkit import broker, clock, relay
 from jobkit.enqueue import enqueue_on_commit, publish
 from jobkit.models import JobRun
 from jobkit.registry import Registry
@@ -180,13 +181,13 @@ def _resend_lost(report: SweepReport, cutoff: datetime, held: _Held, budget: int
 
 
 def _publish_unsent(report: SweepReport) -> int:
-    for run in JobRun.objects.filter(status=JobRun.Status.UNSENT).order_by("id")[:SWEEP_LIMIT]:
-        # Claim the row first, so a second sweep racing this one does not send it too.
-        claimed = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.UNSENT).update(
-            status=JobRun.Status.QUEUED
-        )
-        if claimed and publish(current_app.tasks[run.name], run.args, run.task_id):
-            report.published.append(run.task_id)
+    """Drain staged and refused messages as the relay does (the same claim, so the two never both send
+    one), a batch at a time, until none is left, the broker refuses one, or the sweep's limit is met."""
+    while (room := SWEEP_LIMIT - len(report.published)) > 0:
+        sent, broker_took_all = relay.drain(min(relay.BATCH_SIZE, room))
+        report.published += sent
+        if not broker_took_all or len(sent) < min(relay.BATCH_SIZE, room):
+            break
     return len(report.published)
 
 

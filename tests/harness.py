@@ -6,20 +6,23 @@ data a test writes must be committed: end-to-end tests use the `transactional_db
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import kombu.pools
 import redis
 
 from devstack import processes
 from sandbox.testing import SandboxControl
 from shop.celery import QUEUES
+from shop.celery import app as celery_app
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -143,3 +146,27 @@ def run_in_processes(target: Callable[..., None], args: tuple[Any, ...], count: 
         for child in children:
             if child.is_alive():
                 child.kill()
+
+
+@contextlib.contextmanager
+def producer_pointed_at(url: str) -> Iterator[None]:
+    """This process's Celery producer sends to the broker at `url` meanwhile."""
+    before = celery_app.conf.broker_url
+    _point_producer(url)
+    try:
+        yield
+    finally:
+        _point_producer(before)
+
+
+def broker_unreachable() -> contextlib.AbstractContextManager[None]:
+    """A port nobody listens on: a stopped broker, as the web sees it."""
+    return producer_pointed_at(f"redis://{processes.HOST}:{processes.free_port()}/0")
+
+
+def _point_producer(url: str) -> None:
+    celery_app.conf.broker_url = url
+    # Drop every cached connection and producer, so the next publish connects to `url`.
+    kombu.pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None

@@ -1,10 +1,15 @@
-"""The JSON API behind the demo's web server (gunicorn, started as `make demo` starts it)."""
+"""The JSON API behind the demo's web server (gunicorn, started as `make demo` starts it), and the relay
+beside it (gunicorn.conf.py, jobkit/relay.py) that sends the jobs its requests stage."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,8 @@ from django.conf import settings
 
 from apikit.tools import DISCARD_MAX_BYTES
 from devstack import processes
+from jobkit import recovery
+from jobkit.models import JobRun
 from orders.models import Order
 from tests.harness import Stack
 
@@ -19,11 +26,71 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def web(e2e: Stack, log_dir: Path) -> Iterator[int]:
-    port = processes.free_port()
-    child = processes.start_web(log_dir, e2e.env, port)
-    yield port
+def web_server(e2e: Stack, log_dir: Path) -> Iterator[processes.Child]:
+    child = processes.start_web(log_dir, e2e.env, processes.free_port())
+    yield child
     child.stop()
+
+
+@pytest.fixture
+def web(web_server: processes.Child) -> int:
+    return web_port(web_server)
+
+
+def web_port(server: processes.Child) -> int:
+    return int(server.argv[server.argv.index("--bind") + 1].rsplit(":", 1)[1])
+
+
+def relay_pid(server: processes.Child) -> int:
+    """The relay the web server's master process started."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == server.pid and b"relay" in argv:
+                return int(entry)
+    raise AssertionError(f"no relay beside the web server\n{server.output_tail()}")
+
+
+def post_order(port: int) -> str:
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": "TEA-EARL", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    }
+    conn = http.client.HTTPConnection(processes.HOST, port, timeout=30)
+    conn.request("POST", "/api/orders", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 202, response.read()
+    return json.loads(response.read())["id"]
+
+
+def test_the_web_server_stages_its_jobs_and_the_relay_sends_them(web, catalogue, wait_for_order, e2e):
+    order_id = post_order(web)
+
+    wait_for_order(order_id, "completed")
+    first = JobRun.objects.get(name="orders.reserve_stock")
+    assert (first.status, first.attempts, first.last_error) == ("succeeded", 1, "")
+    assert len(e2e.sandbox.payment_intents()) == 1
+
+
+def test_with_the_relay_gone_staged_jobs_wait_and_the_recovery_sweep_sends_them(
+    web_server, catalogue, wait_for_order, e2e
+):
+    os.kill(relay_pid(web_server), signal.SIGKILL)
+    order_id = post_order(web_port(web_server))
+
+    time.sleep(1)  # fifty times the relay's polling interval: it would have sent it by now
+    staged = JobRun.objects.get(name="orders.reserve_stock")
+    assert staged.status == "unsent" and Order.objects.get(public_id=order_id).status == "placed"
+    report = recovery.sweep(timedelta(seconds=600))
+    assert report.published == [staged.task_id]
+    wait_for_order(order_id, "completed")
+    assert JobRun.objects.filter(name="orders.reserve_stock").count() == 1  # sent late, not copied
 
 
 def test_a_body_over_the_upload_limit_gets_its_413_not_a_reset_connection(web, catalogue):

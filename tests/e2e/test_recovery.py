@@ -11,20 +11,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import kombu.pools
 import pytest
 import redis
 from django.core.management import CommandError, call_command
 
 from billing import payments as billing
-from devstack import processes
 from jobkit.breaker import breaker_for
 from jobkit.models import JobExecution, JobRun
 from orders.models import Order
-from shop.celery import app as celery_app
 from subscriptions.models import Subscription
 from tests.e2e.test_subscriptions import intents_for, sign_up, wait_for_subscription
-from tests.harness import wait_for
+from tests.harness import broker_unreachable, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -226,25 +223,6 @@ def test_checkout_with_the_broker_down_answers_202_and_the_sweep_sends_the_job(
     assert run.status == "succeeded" and run.attempts == 1  # the same job, sent late: not a copy
     assert JobRun.objects.filter(name="orders.reserve_stock").count() == 1
     assert len(workers.sandbox.payment_intents()) == 1
-
-
-class broker_unreachable:
-    """Point this process's producer at a port nobody listens on: a stopped broker, as the web sees it."""
-
-    def __enter__(self) -> None:
-        self.url = celery_app.conf.broker_url
-        self._reset(f"redis://{processes.HOST}:{processes.free_port()}/0")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._reset(self.url)
-
-    @staticmethod
-    def _reset(url: str) -> None:
-        celery_app.conf.broker_url = url
-        # Drop every cached connection and producer, so the next publish connects to `url`.
-        kombu.pools.reset()
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
 
 
 def test_recover_command_refuses_a_negative_age(db):
