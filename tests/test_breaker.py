@@ -468,3 +468,19 @@ def test_a_call_that_ended_keeps_its_outcome_when_the_breaker_cannot_record_it(
     with pytest.raises(ServiceDown), breaker.guard():
         server.stop()
         raise ServiceDown("503")  # the call's own failure is what the caller sees, not the store's
+
+
+def test_only_a_closed_state_call_of_its_own_can_be_handed_in_with_the_next_admission(
+    make_breaker: MakeBreaker,
+):
+    breaker, other = make_breaker(), make_breaker()
+    first = breaker.admit()
+    second = breaker.admit(settled=first)  # first's success goes in with this admission: its lease ends
+    assert breaker.snapshot()["in_flight"] == 1
+    with pytest.raises(ValueError):
+        other.admit(settled=second)  # another breaker's call
+    probe = Permit(breaker.name, "probe-token", probe=True)
+    with pytest.raises(ValueError):
+        breaker.admit(settled=probe)  # a probe's success closes the breaker: reported at once, never so
+    breaker.record_successes([second])
+    assert breaker.snapshot()["in_flight"] == 0

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from jobkit.breaker import CircuitBreaker, breaker_for
 from jobkit.errors import Deferred, TransientError
-from jobkit.outside import call_concurrently
+from jobkit.outside import call_concurrently, outside_call
 from jobkit.ratelimit import RateLimited
 
 
@@ -85,3 +86,30 @@ def test_our_own_limiter_turning_a_call_away_defers_the_job():
     with pytest.raises(RateLimited) as deferred:
         list(call_concurrently(call, list(range(4)), threads=2, start_within=60))
     assert deferred.value.retry_after == 3.0
+
+
+def test_each_call_takes_one_round_trip_to_its_breaker_and_every_lease_ends(redis_url, settings, monkeypatch):
+    settings.REDIS_URL = redis_url  # the carrier: a breaker and no rate limiter
+    breaker_for("carrier").reset()
+    scripts_run: list[str] = []
+    run_script = CircuitBreaker._run
+    monkeypatch.setattr(
+        CircuitBreaker,
+        "_run",
+        lambda self, script, *args: scripts_run.append(script) or run_script(self, script, *args),
+    )
+
+    def call(n: int) -> int:
+        with outside_call("carrier"):
+            return n
+
+    answers = [
+        pair for lot in call_concurrently(call, list(range(40)), threads=4, start_within=60) for pair in lot
+    ]
+
+    assert sorted(answers) == [(n, n) for n in range(40)]
+    breaker = breaker_for("carrier")
+    # 40 admissions, each handing in its thread's last success, and one report of the threads' last ones
+    assert len(scripts_run) == 41
+    state = breaker.snapshot()
+    assert (state["allowed"], state["in_flight"], state["state"]) == (40, 0, "closed")
