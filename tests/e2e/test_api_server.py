@@ -84,7 +84,7 @@ def test_with_the_relay_gone_staged_jobs_wait_and_the_recovery_sweep_sends_them(
     os.kill(relay_pid(web_server), signal.SIGKILL)
     order_id = post_order(web_port(web_server))
 
-    time.sleep(1)  # fifty times the relay's polling interval: it would have sent it by now
+    time.sleep(1)  # twenty times the relay's polling interval: it would have sent it by now
     staged = JobRun.objects.get(name="orders.reserve_stock")
     assert staged.status == "unsent" and Order.objects.get(public_id=order_id).status == "placed"
     report = recovery.sweep(timedelta(seconds=600))
