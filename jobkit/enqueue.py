@@ -13,7 +13,7 @@ unsent rows once the broker is back. So a checkout answers 202 whenever its orde
 
 The web server goes one step further (`stage_for_relay()`, called by `gunicorn.conf.py`): it does not
 send at all. Its transaction writes the row as `unsent`, and the relay process beside it (`jobkit/relay.py`)
-sends the message a few milliseconds after the commit. A request then answers without waiting for the
+sends the message within 50 ms of the commit. A request then answers without waiting for the
 broker, neither for the send itself (as much as all of a checkout's own inserts) nor for a broker that
 is down. Workers send on commit themselves, so a job's hand-off is in the broker before the job's own
 message is acknowledged.

@@ -3,7 +3,7 @@
 Sending a job's message costs a checkout as much as all its own inserts (`make bench`, checkout). So the
 web does not send: its transaction stages the job's timeline row as `unsent` (jobkit/enqueue.py), and
 this process, running beside the web server (started by `gunicorn.conf.py`), sends the messages of
-staged rows a few milliseconds after they commit. A row is visible here only once its transaction has
+staged rows within 50 ms of their commit. A row is visible here only once its transaction has
 committed, so no job ever reaches a worker before its data.
 
 The relay claims a batch of rows (`unsent` -> `queued`, rows locked and skipped by any other relay or
