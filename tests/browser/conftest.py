@@ -41,9 +41,12 @@ def unavailable(reason: str, config: pytest.Config) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def shop_url(stack: Stack, log_dir: Path) -> Iterator[str]:
-    """The shop on gunicorn, started as `make demo` starts it, with the stack's environment."""
+    """The shop on gunicorn, started as `make demo` starts it, with the stack's environment.
+
+    Stopped with the browser tests: its relay sends every `unsent` row of the test database, so one left
+    running would send the rows later tests stage on purpose (tests/test_relay.py, test_recovery.py)."""
     port = processes.free_port()
     web = processes.start_web(log_dir, stack.env, port)
     yield f"http://{processes.HOST}:{port}"
