@@ -17,10 +17,10 @@ Re-enqueueing work that was merely slow costs a no-op job, never a double effect
 
 Before that, the sweep publishes the messages of `unsent` timeline rows (staged for a relay that is not
 running, or refused by a broker that was down; `jobkit.enqueue`, `jobkit.relay`) with their original
-task ids. After it, it sends again, with
-their original task ids, the jobs whose messages were lost while no finder reports their subject: a
-subject that moved on without them (a webhook recorded the payment a lost charge job was making), whose
-timeline would otherwise show the lost job queued or running forever. The rule is the finders' rule for
+task ids. After it, it sends again, with their original task ids, the jobs whose messages were lost
+while no finder reports their subject: a subject that moved on without them (a webhook recorded the
+payment a lost charge job was making), whose timeline would otherwise show the lost job queued or
+running forever. The rule is the finders' rule for
 a lost message: no sign of life since the cutoff, not held by the broker, subject not waiting for a human.
 """
 
@@ -184,9 +184,10 @@ def _publish_unsent(report: SweepReport) -> int:
     """Drain staged and refused messages as the relay does (the same claim, so the two never both send
     one), a batch at a time, until none is left, the broker refuses one, or the sweep's limit is met."""
     while (room := SWEEP_LIMIT - len(report.published)) > 0:
-        sent, broker_took_all = relay.drain(min(relay.BATCH_SIZE, room))
+        batch = min(relay.BATCH_SIZE, room)
+        sent, broker_took_all = relay.drain(batch)
         report.published += sent
-        if not broker_took_all or len(sent) < min(relay.BATCH_SIZE, room):
+        if not broker_took_all or len(sent) < batch:
             break
     return len(report.published)
 
