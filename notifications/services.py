@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobkit.errors import Deferred
@@ -66,37 +67,45 @@ def send_lease() -> timedelta:
 
 
 def was_sent(kind: str, subject: str) -> bool:
-    return kind in kinds_sent(subject, [kind])
+    return sent(kind, subject).exists()
 
 
-def kinds_sent(subject: str, kinds: list[str]) -> set[str]:
-    """Which of these kinds of email about `subject` were sent, in one query (on the ledger's unique
-    index, which starts with the kind)."""
-    sent = Notification.objects.filter(kind__in=kinds, subject=subject, status=Notification.Status.SENT)
-    return set(sent.values_list("kind", flat=True))
+def sent(kind: str, subject: str) -> QuerySet[Notification]:
+    """The ledger's row of this email if it was sent: a query to test (`Exists`) inside a larger one,
+    found through the ledger's unique index (kind, subject)."""
+    return Notification.objects.filter(kind=kind, subject=subject, status=Notification.Status.SENT)
 
 
-@transaction.atomic
 def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
+    """The ledger's row of this email, held by this sender for a lease; None once the email was sent.
+
+    Insert-or-nothing, then read: the new row is written as held by us (`sending`), so the common case
+    takes two statements and no transaction; the row is ours when it carries our Message-ID. A row that
+    existed already is locked to be taken over (`_take_over`)."""
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "shop.local"
     now = timezone.now()
     lease_until = now + send_lease()
     message_id = make_msgid(idstring=kind, domain=domain)
-    # Insert-or-nothing, then read the row locked: two statements where get_or_create takes four (a
-    # savepoint around its insert). The row is new, and this sender's, when it holds our Message-ID.
     claimed = Notification(
         kind=kind,
         subject=subject,
         recipient=recipient,
         message_id=message_id,
-        status=Notification.Status.SENDING,  # a new row is claimed as it is written: this sender holds it
+        status=Notification.Status.SENDING,
         attempts=1,
         lease_until=lease_until,
     )
     Notification.objects.bulk_create([claimed], ignore_conflicts=True)
-    notification = Notification.objects.select_for_update().get(kind=kind, subject=subject)
+    notification = Notification.objects.get(kind=kind, subject=subject)
     if notification.message_id == message_id:
         return notification
+    return _take_over(notification.pk, now, lease_until)
+
+
+@transaction.atomic
+def _take_over(pk: int, now: datetime, lease_until: datetime) -> Notification | None:
+    """Hold an existing ledger row, unless it was sent or another sender's lease still runs."""
+    notification = Notification.objects.select_for_update().get(pk=pk)
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
@@ -106,7 +115,9 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
         retry_after = min(
             (notification.lease_until - now).total_seconds(), settings.JOB_RETRY_BACKOFF_MAX_SECONDS
         )
-        raise Deferred(f"{kind} for {subject} is being sent by another worker", retry_after)
+        raise Deferred(
+            f"{notification.kind} for {notification.subject} is being sent by another worker", retry_after
+        )
     notification.status = Notification.Status.SENDING
     notification.attempts += 1
     notification.lease_until = lease_until

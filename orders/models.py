@@ -54,7 +54,12 @@ class Order(models.Model):
 
     @property
     def subject(self) -> str:
-        return f"order:{self.public_id}"
+        return self.subject_of(self.public_id)
+
+    @staticmethod
+    def subject_of(public_id: uuid.UUID | str) -> str:
+        """How the email ledger names an order (`public_id` as the order's jobs carry it, or the UUID)."""
+        return f"order:{public_id}"
 
 
 class OrderLine(models.Model):

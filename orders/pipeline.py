@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from billing.invoices import store_pdf
-from jobkit.enqueue import enqueue_on_commit
+from billing.models import Invoice
+from jobkit.enqueue import enqueue_all_on_commit, enqueue_on_commit
 from notifications import services as notifications
 from orders import emails
 from orders.models import Order
@@ -30,8 +32,8 @@ def fan_out(order: Order) -> None:
     from orders import jobs  # jobs import this module; keep the cycle out of module import time
 
     order_id = str(order.public_id)
-    for job in (jobs.store_invoice_pdf, jobs.send_order_confirmation, jobs.request_shipment):
-        enqueue_on_commit(job, order_id)
+    follow_ups = (jobs.store_invoice_pdf, jobs.send_order_confirmation, jobs.request_shipment)
+    enqueue_all_on_commit([(job, (order_id,)) for job in follow_ups])
 
 
 def store_invoice_pdf(order_id: str) -> None:
@@ -67,36 +69,38 @@ def request_shipment(order_id: str) -> None:
     complete_if_done(order_id)
 
 
-def complete_if_done(order_id: str) -> bool:
-    """`completed` once every follow-up of a paid order is done, decided from the database alone.
+def complete_if_done(order_id: str) -> None:
+    """`completed` once every follow-up of a paid order is done, decided by the database alone.
 
-    Each follow-up job calls this after committing its own effect, so whichever finishes last sees
-    all of them; no chord, no counter to keep in step. Reading takes no lock: every follow-up but the
-    last finds an effect missing and stops there. When none is missing, one conditional UPDATE moves
-    the order on from `paid` and from nothing else, so two last finishers, or a refund at the same
-    moment, cannot both win; an effect once in the database stays there, so none needs a second look.
+    Each follow-up job calls this after committing its own effect, so whichever finishes last sees all
+    of them; no chord, no counter to keep in step. It is one conditional UPDATE, which moves the order
+    on from `paid` (and from nothing else) only where every effect is in the database: the last
+    finisher's statement starts after the others' effects committed, so it sees them; two last
+    finishers, or a refund at the same moment, cannot both move the order; no row is locked before.
     """
-    order = Order.objects.select_related("invoice").get(public_id=order_id)
-    if order.status != Order.Status.PAID:
-        return order.status == Order.Status.COMPLETED
-    if missing_follow_ups(order):
-        return False
-    moved = Order.objects.filter(pk=order.pk, status=Order.Status.PAID).update(
+    every_effect = follow_up_effects(order_id).values()
+    Order.objects.filter(*every_effect, public_id=order_id, status=Order.Status.PAID).update(
         status=Order.Status.COMPLETED, updated_at=timezone.now()
     )
-    return moved == 1 or Order.objects.filter(pk=order.pk, status=Order.Status.COMPLETED).exists()
 
 
-def missing_follow_ups(order: Order) -> list[str]:
-    """Which of a paid order's effects are not in the database yet, by the job that makes each."""
-    missing = []
-    sent = notifications.kinds_sent(order.subject, [emails.INVOICE, emails.CONFIRMATION])
-    if not order.invoice.pdf:
-        missing.append("store_invoice_pdf")
-    elif emails.INVOICE not in sent:
-        missing.append("send_invoice_email")
-    if emails.CONFIRMATION not in sent:
-        missing.append("send_order_confirmation")
-    if shipping.shipment_for(str(order.public_id)) is None:
-        missing.append("request_shipment")
+def missing_follow_ups(order_id: str) -> list[str]:
+    """Which of a paid order's follow-up jobs have no effect in the database yet, in one query. The
+    invoice email is the PDF job's hand-off: while the PDF is missing, only the PDF job is named."""
+    done = Order.objects.filter(public_id=order_id).values(**follow_up_effects(order_id)).get()
+    missing = [job for job, is_done in done.items() if not is_done]
+    if "store_invoice_pdf" in missing and "send_invoice_email" in missing:
+        missing.remove("send_invoice_email")
     return missing
+
+
+def follow_up_effects(order_id: str) -> dict[str, Exists]:
+    """Each follow-up job's effect as a condition on the order's row: the one definition of "done" that
+    completion and the recovery sweep both read."""
+    subject = Order.subject_of(order_id)
+    return {
+        "store_invoice_pdf": Exists(Invoice.objects.filter(pk=OuterRef("invoice_id")).exclude(pdf="")),
+        "send_invoice_email": Exists(notifications.sent(emails.INVOICE, subject)),
+        "send_order_confirmation": Exists(notifications.sent(emails.CONFIRMATION, subject)),
+        "request_shipment": Exists(shipping.shipments_for(order_id)),
+    }

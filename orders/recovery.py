@@ -16,13 +16,13 @@ NEXT_JOB = {Order.Status.PLACED: jobs.reserve_stock, Order.Status.PROCESSING: jo
 
 
 def stuck_orders(cutoff: datetime) -> Generator[Stuck, None, None]:
-    waiting = Order.objects.filter(status__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("invoice")
+    waiting = Order.objects.filter(status__in=IN_FLIGHT, updated_at__lt=cutoff)
     for order in in_pages(waiting):
         order_id = str(order.public_id)
         if order.status in NEXT_JOB:
             next_jobs = [NEXT_JOB[order.status]]
         else:  # paid: the follow-ups not done yet; none missing means only the completion check was lost,
             # which the confirmation job re-runs cheaply
-            missing = pipeline.missing_follow_ups(order) or ["send_order_confirmation"]
+            missing = pipeline.missing_follow_ups(order_id) or ["send_order_confirmation"]
             next_jobs = [getattr(jobs, name) for name in missing]
         yield Stuck(order.subject, [(job, (order_id,)) for job in next_jobs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from shipping import carrier
 from shipping.models import Shipment
@@ -29,4 +30,10 @@ def request_shipment(reference: str, address: str, items: list[dict[str, Any]]) 
 
 
 def shipment_for(reference: str) -> Shipment | None:
-    return Shipment.objects.filter(reference=reference).first()
+    return shipments_for(reference).first()
+
+
+def shipments_for(reference: str) -> QuerySet[Shipment]:
+    """The shipment of `reference` as a query (one row at most: the reference is unique), to test
+    (`Exists`) inside a larger one."""
+    return Shipment.objects.filter(reference=reference)

@@ -116,8 +116,9 @@ SQLITE_PATH = VAR_DIR / "shop.sqlite3"
 # paying for a new one each time (about 14 ms of a checkout on PostgreSQL). Django's psycopg pool was the
 # alternative; but each process here serves one request or job at a time (gunicorn sync workers, Celery
 # prefork), so a pool would hold one connection per process anyway, plus a dependency and its threads.
-# 60 s is cookiecutter-django's value. The health check replaces a connection the server dropped before it
-# is used again (Celery's Django fixup runs it before each job, Django before each request).
+# 60 s is cookiecutter-django's value. The health check replaces a connection the server dropped before a
+# request uses it again; a worker's jobs do without it (their first query retries on a new connection:
+# jobkit.tasks.skip_health_checks).
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
@@ -185,7 +186,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
 # Celery's Django fixup closes the database connection around every job unless this is set, and then every
-# this many jobs. shop/celery.py applies DB_CONN_MAX_AGE and the health check around each job instead, as
+# this many jobs. jobkit.tasks.release_connections applies DB_CONN_MAX_AGE around each job instead, as
 # Django does around each request; this only keeps the fixup's own count from cutting in first.
 CELERY_DB_REUSE_MAX = 1_000_000
 # Job retries: exponential backoff from this base (whole seconds), capped, with full jitter.

@@ -64,3 +64,34 @@ def test_jobs_survive_their_database_connections_being_terminated(client, worker
     charged = sorted(pi["metadata"]["order_id"] for pi in workers.sandbox.payment_intents())
     assert charged == sorted(order_ids)
     assert len(workers.sandbox.shipments()) == ORDERS
+
+
+def test_a_job_on_a_connection_dropped_while_idle_reconnects_without_spending_a_retry(
+    client, workers, catalogue
+):
+    """Pool processes run no health check before a job (jobkit.tasks.skip_health_checks): the job's first
+    query, its timeline write, is the one that finds the dropped connection and reconnects."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite has no backends to terminate")
+    body = {"email": "ada@example.com", "items": [{"sku": "TEA-EARL", "quantity": 1}]}
+    body["payment_method"] = "pm_card_visa"
+
+    def place_and_complete() -> str:
+        order_id = client.post("/api/orders", data=json.dumps(body), content_type="application/json").json()[
+            "id"
+        ]
+        completed = Order.objects.filter(public_id=order_id, status="completed")
+        wait_for(completed.exists, 60, lambda: order_timeline(order_id) + workers.logs())
+        wait_for(jobs_idle, 30, workers.logs)
+        return order_id
+
+    place_and_complete()  # each pool process now holds a connection, idle between jobs
+    assert terminate_other_backends() > 0
+    order_id = place_and_complete()
+
+    jobs = JobRun.objects.filter(subject=f"order:{order_id}")
+    assert jobs.count() == 6
+    assert (
+        list(jobs.exclude(status="succeeded", attempts=1, retries=0).values("name", "status", "attempts"))
+        == []
+    )
