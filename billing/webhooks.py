@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from billing import payments
 from billing.models import StripeEvent
+from jobkit.rows import insert_unless_taken
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,8 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     ):
         return _rejected("data.object", problem)
     with transaction.atomic():
-        try:
-            with transaction.atomic():  # a savepoint: the unique event id is the whole dedup
-                stored = StripeEvent.objects.create(
-                    event_id=payload["id"], type=payload["type"], payload=payload
-                )
-        except IntegrityError:
+        stored = StripeEvent(event_id=payload["id"], type=payload["type"], payload=payload)
+        if not insert_unless_taken(stored):  # the unique event id is the whole dedup
             return JsonResponse({"received": True, "duplicate": True})
         answer: dict[str, Any] = {"received": True}
         if payload["type"] in HANDLED:

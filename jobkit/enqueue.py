@@ -44,28 +44,34 @@ def stage_for_relay() -> None:
 
 def enqueue_on_commit(task: JobTask, *args: Any) -> str:
     """Record the job now; its message goes out once the surrounding transaction has committed."""
-    return enqueue_all_on_commit([(task, args)])[0]
+    row = _job_row(task, args)
+    row.save(force_insert=True)  # not bulk_create: outside a transaction that would add BEGIN and COMMIT
+    _send_on_commit(row, task, args)
+    return row.task_id
 
 
 def enqueue_all_on_commit(jobs: list[tuple[JobTask, tuple[Any, ...]]]) -> list[str]:
     """`enqueue_on_commit` for several jobs at once (a fan-out): their rows in one INSERT."""
-    status = JobRun.Status.UNSENT if _staged_for_relay else JobRun.Status.QUEUED
-    rows = [
-        JobRun(
-            task_id=str(uuid.uuid4()),
-            name=task.name,
-            queue=task.queue_name(),
-            subject=task.subject_for(args),
-            args=list(args),
-            status=status,
-        )
-        for task, args in jobs
-    ]
-    JobRun.objects.bulk_create(rows)
-    if not _staged_for_relay:
-        for row, (task, args) in zip(rows, jobs, strict=True):
-            transaction.on_commit(partial(publish, task, args, row.task_id))
+    rows = JobRun.objects.bulk_create(_job_row(task, args) for task, args in jobs)
+    for row, (task, args) in zip(rows, jobs, strict=True):
+        _send_on_commit(row, task, args)
     return [row.task_id for row in rows]
+
+
+def _job_row(task: JobTask, args: tuple[Any, ...]) -> JobRun:
+    return JobRun(
+        task_id=str(uuid.uuid4()),
+        name=task.name,
+        queue=task.queue_name(),
+        subject=task.subject_for(args),
+        args=list(args),
+        status=JobRun.Status.UNSENT if _staged_for_relay else JobRun.Status.QUEUED,
+    )
+
+
+def _send_on_commit(row: JobRun, task: JobTask, args: tuple[Any, ...]) -> None:
+    if not _staged_for_relay:  # staged rows are the relay's to send
+        transaction.on_commit(partial(publish, task, args, row.task_id))
 
 
 def publish(task: JobTask, args: tuple[Any, ...] | list[Any], task_id: str) -> bool:

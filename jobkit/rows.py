@@ -1,10 +1,10 @@
-"""Writing many rows in few statements, for jobs that settle a batch at a time."""
+"""Writing rows in few statements: many at a time for jobs that settle a batch, one at a time in one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connections, router
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Model
 
 # Rows per statement: each row takes 2 parameters per field and 1 for its id, and SQLite allows 32,766
@@ -44,3 +44,20 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> None:
         sql = f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} WHERE {pk} IN ({placeholders})"
         with connection.cursor() as cursor:
             cursor.execute(sql, params + ids)
+
+
+def insert_unless_taken(row: Model) -> bool:
+    """INSERT `row`; False, having written nothing, when a unique key it holds is taken already (a
+    duplicate job's row, or an earlier run's). One statement in autocommit, where a refused INSERT
+    harms nothing; inside a transaction, a savepoint around it keeps the transaction going. Where
+    `get_or_create` takes four statements (a savepoint, and a read first)."""
+    using = router.db_for_write(type(row))
+    try:
+        if connections[using].in_atomic_block:
+            with transaction.atomic(using=using):
+                row.save(force_insert=True, using=using)
+        else:
+            row.save(force_insert=True, using=using)
+    except IntegrityError:
+        return False
+    return True

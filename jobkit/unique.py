@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 
 from jobkit.models import JobExecution
+from jobkit.rows import insert_unless_taken
 
 
 def claim_once(key: str) -> JobExecution | None:
@@ -15,8 +16,5 @@ def claim_once(key: str) -> JobExecution | None:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("claim_once must run inside transaction.atomic() with the job's own writes")
-    try:
-        with transaction.atomic():  # a savepoint: a duplicate key rolls back only the claim
-            return JobExecution.objects.create(key=key)
-    except IntegrityError:
-        return None
+    claim = JobExecution(key=key)
+    return claim if insert_unless_taken(claim) else None  # in a savepoint: a duplicate undoes only itself

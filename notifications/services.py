@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobkit.errors import Deferred
 from jobkit.outside import no_answer, outside_call, smtp_error
+from jobkit.rows import insert_unless_taken
 from notifications.models import Notification
 
 MessageBuilder = Callable[[], EmailMessage]
@@ -79,9 +80,8 @@ def sent(kind: str, subject: str) -> QuerySet[Notification]:
 def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
     """The ledger's row of this email, held by this sender for a lease; None once the email was sent.
 
-    Insert-or-nothing, then read: the new row is written as held by us (`sending`), so the common case
-    takes two statements and no transaction; the row is ours when it carries our Message-ID. A row that
-    existed already is locked to be taken over (`_take_over`)."""
+    A new row is written as held by this sender (`sending`): one INSERT in the common case. A row that
+    exists already is locked to be taken over (`_take_over`)."""
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "shop.local"
     now = timezone.now()
     lease_until = now + send_lease()
@@ -95,17 +95,15 @@ def _claim(kind: str, subject: str, recipient: str) -> Notification | None:
         attempts=1,
         lease_until=lease_until,
     )
-    Notification.objects.bulk_create([claimed], ignore_conflicts=True)
-    notification = Notification.objects.get(kind=kind, subject=subject)
-    if notification.message_id == message_id:
-        return notification
-    return _take_over(notification.pk, now, lease_until)
+    if insert_unless_taken(claimed):
+        return claimed
+    return _take_over(kind, subject, now, lease_until)
 
 
 @transaction.atomic
-def _take_over(pk: int, now: datetime, lease_until: datetime) -> Notification | None:
+def _take_over(kind: str, subject: str, now: datetime, lease_until: datetime) -> Notification | None:
     """Hold an existing ledger row, unless it was sent or another sender's lease still runs."""
-    notification = Notification.objects.select_for_update().get(pk=pk)
+    notification = Notification.objects.select_for_update().get(kind=kind, subject=subject)
     if notification.status == Notification.Status.SENT:
         return None
     if notification.status == Notification.Status.SENDING and notification.lease_until > now:
@@ -115,9 +113,7 @@ def _take_over(pk: int, now: datetime, lease_until: datetime) -> Notification | 
         retry_after = min(
             (notification.lease_until - now).total_seconds(), settings.JOB_RETRY_BACKOFF_MAX_SECONDS
         )
-        raise Deferred(
-            f"{notification.kind} for {notification.subject} is being sent by another worker", retry_after
-        )
+        raise Deferred(f"{kind} for {subject} is being sent by another worker", retry_after)
     notification.status = Notification.Status.SENDING
     notification.attempts += 1
     notification.lease_until = lease_until

@@ -62,34 +62,40 @@ def write_order(*, email: str, lines: list[CartLine], payment_method: str) -> Or
     return order
 
 
-@transaction.atomic
 def reserve_stock(order_id: str) -> None:
-    """Reserve the order's stock and hand over to the charge; a no-op once the order is past `placed`."""
-    from orders import jobs
+    """Reserve the order's stock and hand over to the charge; a no-op once the order is past `placed`.
+    Out of stock, the reservation rolls back whole, and the order is cancelled in a transaction of its own."""
+    try:
+        _reserve(order_id)
+    except OutOfStock as exc:
+        _cancel_placed(order_id, str(exc))
+
+
+@transaction.atomic
+def _reserve(order_id: str) -> None:
+    from orders import jobs  # jobs import this module; keep the cycle out of module import time
 
     order = Order.objects.select_for_update().get(public_id=order_id)
     if order.status != Order.Status.PLACED:
         return
-    try:
-        _take_stock(order)
-    except OutOfStock as exc:
-        order.status, order.status_reason = Order.Status.CANCELLED, str(exc)
-        order.save(update_fields=["status", "status_reason", "updated_at"])
-        return
+    # Conditional decrements in sku order: no oversell, and no lock-order deadlock between two orders.
+    for line in order.lines.order_by("sku"):
+        reserved = Product.objects.filter(pk=line.product_id, stock__gte=line.quantity).update(
+            stock=F("stock") - line.quantity
+        )
+        if not reserved:
+            raise OutOfStock(f"{line.sku} is out of stock")
     order.status = Order.Status.PROCESSING
     order.save(update_fields=["status", "updated_at"])
     enqueue_on_commit(jobs.charge_order, str(order.public_id))
 
 
-def _take_stock(order: Order) -> None:
-    # Conditional decrements in sku order: no oversell, and no lock-order deadlock between two orders.
-    with transaction.atomic():
-        for line in order.lines.order_by("sku"):
-            reserved = Product.objects.filter(pk=line.product_id, stock__gte=line.quantity).update(
-                stock=F("stock") - line.quantity
-            )
-            if not reserved:
-                raise OutOfStock(f"{line.sku} is out of stock")
+@transaction.atomic
+def _cancel_placed(order_id: str, reason: str) -> None:
+    order = Order.objects.select_for_update().get(public_id=order_id)
+    if order.status == Order.Status.PLACED:
+        order.status, order.status_reason = Order.Status.CANCELLED, reason
+        order.save(update_fields=["status", "status_reason", "updated_at"])
 
 
 def release_stock(order: Order) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
+from jobkit.rows import insert_unless_taken
 from shipping import carrier
 from shipping.models import Shipment
 
@@ -18,15 +18,14 @@ def request_shipment(reference: str, address: str, items: list[dict[str, Any]]) 
     if existing is not None:
         return existing
     created = carrier.create_shipment(reference, address, items)
-    try:
-        with transaction.atomic():
-            return Shipment.objects.create(
-                reference=reference,
-                carrier_reference=created["id"],
-                tracking_number=created.get("tracking_number", ""),
-            )
-    except IntegrityError:  # a duplicate job recorded the same shipment meanwhile (the carrier's key)
-        return Shipment.objects.get(reference=reference)
+    shipment = Shipment(
+        reference=reference,
+        carrier_reference=created["id"],
+        tracking_number=created.get("tracking_number", ""),
+    )
+    if insert_unless_taken(shipment):
+        return shipment
+    return Shipment.objects.get(reference=reference)  # a duplicate job recorded it first (the carrier's key)
 
 
 def shipment_for(reference: str) -> Shipment | None:

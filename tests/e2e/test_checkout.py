@@ -8,8 +8,10 @@ import json
 import pytest
 
 from billing.models import Invoice, PaymentAttempt
+from jobkit import relay
 from jobkit.models import JobRun
 from orders.models import Order, Product
+from tests.harness import broker_unreachable
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +66,26 @@ def test_api_order_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order)
         ("orders.send_order_confirmation", "mailers", "succeeded", 1),
         ("orders.store_invoice_pdf", "documents", "succeeded", 1),
     ]
+
+
+def test_an_order_the_stock_no_longer_covers_is_cancelled_and_takes_no_stock(
+    client, e2e, catalogue, wait_for_order
+):
+    # The order fits the stock when placed; its job waits (sent late, by a drain) while another sale takes
+    # the tea. Its mug (sku order: reserved before the tea) is taken first and must be given back.
+    with broker_unreachable():
+        response = place(
+            client, items=[{"sku": "MUG-BLUE", "quantity": 1}, {"sku": "TEA-EARL", "quantity": 20}]
+        )
+    assert response.status_code == 202
+    Product.objects.filter(sku="TEA-EARL").update(stock=10)
+    assert relay.drain() == ([JobRun.objects.get(name="orders.reserve_stock").task_id], True)
+
+    order = wait_for_order(response.json()["id"], "cancelled")
+    assert order.status_reason == "TEA-EARL is out of stock"
+    assert dict(Product.objects.values_list("sku", "stock")) == {"TEA-EARL": 10, "MUG-BLUE": 5}
+    assert list(JobRun.objects.values_list("name", "status")) == [("orders.reserve_stock", "succeeded")]
+    assert charges_for(e2e, str(order.public_id)) == []
 
 
 def test_html_checkout_is_paid_by_the_worker(client, e2e, catalogue, wait_for_order):
