@@ -78,19 +78,33 @@ def test_the_web_server_stages_its_jobs_and_the_relay_sends_them(web, catalogue,
     assert len(e2e.sandbox.payment_intents()) == 1
 
 
-def test_with_the_relay_gone_staged_jobs_wait_and_the_recovery_sweep_sends_them(
+def test_with_the_relay_hung_staged_jobs_wait_and_the_recovery_sweep_sends_them(
     web_server, catalogue, wait_for_order, e2e
 ):
-    os.kill(relay_pid(web_server), signal.SIGKILL)
+    relay = relay_pid(web_server)
+    os.kill(relay, signal.SIGSTOP)  # alive, so not started again, but sending nothing
+    try:
+        order_id = post_order(web_port(web_server))
+        time.sleep(1)  # twenty times the relay's polling interval: it would have sent it by now
+        staged = JobRun.objects.get(name="orders.reserve_stock")
+        assert staged.status == "unsent" and Order.objects.get(public_id=order_id).status == "placed"
+
+        report = recovery.sweep(timedelta(seconds=600))
+        assert report.published == [staged.task_id]
+        wait_for_order(order_id, "completed")
+        assert JobRun.objects.filter(name="orders.reserve_stock").count() == 1  # sent late, not copied
+    finally:
+        os.kill(relay, signal.SIGCONT)
+
+
+def test_a_killed_relay_is_started_again_and_sends_what_was_staged(web_server, catalogue, wait_for_order):
+    killed = relay_pid(web_server)
+    os.kill(killed, signal.SIGKILL)
     order_id = post_order(web_port(web_server))
 
-    time.sleep(1)  # twenty times the relay's polling interval: it would have sent it by now
-    staged = JobRun.objects.get(name="orders.reserve_stock")
-    assert staged.status == "unsent" and Order.objects.get(public_id=order_id).status == "placed"
-    report = recovery.sweep(timedelta(seconds=600))
-    assert report.published == [staged.task_id]
-    wait_for_order(order_id, "completed")
-    assert JobRun.objects.filter(name="orders.reserve_stock").count() == 1  # sent late, not copied
+    wait_for_order(order_id, "completed")  # no sweep here: only a relay sends the staged job
+    assert relay_pid(web_server) != killed
+    assert "The relay exited; starting it again." in web_server.output_tail()
 
 
 def test_a_body_over_the_upload_limit_gets_its_413_not_a_reset_connection(web, catalogue):
