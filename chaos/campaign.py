@@ -236,6 +236,8 @@ class Campaign:
         elif kind == "kill":
             self.kills.append((time.time(), fault.target))
             self.stack.kill_worker(fault.target)
+        elif kind == "relay_kill":
+            self.stack.kill_relay()
         elif kind == "arm":
             self.kills += [(time.time(), name) for name in BILLING_WORKERS]
             self.stack.arm(fault.target)

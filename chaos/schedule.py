@@ -73,6 +73,7 @@ DESCRIPTIONS = {
     "broker_cut": "broker: every connection to the campaign's database cut, the database emptied",
     "database_blip": "PostgreSQL: worker connections terminated every 0.5 s",
     "kill": "SIGKILL worker {target} (its whole process group)",
+    "relay_kill": "SIGKILL the relay beside the web server (its master starts another)",
     "arm": "arm crash point {target} in the billing workers (killed to restart with it)",
     "billing_run": "start the billing run (python manage.py bill_due --date ...)",
 }
@@ -136,6 +137,7 @@ def _draw(rng: random.Random, window: float, kills: int, workers: list[str], pos
         faults.append(Fault("database_blip", _start(rng, window, DATABASE_BLIP), DATABASE_BLIP))
     for _ in range(kills):
         faults.append(Fault("kill", _start(rng, window, 0), target=rng.choice(workers)))
+    faults.append(Fault("relay_kill", _start(rng, window, 0)))
     faults += [
         Fault("arm", charge_at, target="after_gateway_charge"),
         Fault("arm", round(billing_at - 1, 1), target="mid_billing_batch"),

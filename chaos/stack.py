@@ -6,6 +6,7 @@ them: kill a worker (or arm it with a crash point), flush or stop the broker, cu
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -128,6 +129,15 @@ class ChaosStack:
             child.signal_group(signal.SIGKILL)
             if child.popen is not None:
                 child.popen.wait(10)
+
+    def kill_relay(self) -> None:
+        """SIGKILL the relay beside the web server, between or inside its sends; gunicorn's master starts
+        another (gunicorn.conf.py). Staged jobs wait for it, or for the sweep."""
+        web = next(child for child in self.others if child.name == "web")
+        pid = processes.relay_pid(web)
+        if pid is None:
+            raise RuntimeError("no relay beside the web server to kill")
+        os.kill(pid, signal.SIGKILL)
 
     def arm(self, point: str) -> None:
         """Kill the billing workers; they come back with crash point `point` armed behind one shared

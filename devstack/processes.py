@@ -268,6 +268,21 @@ def start_web(log_dir: Path, env: dict[str, str], port: int, echo: IO[str] | Non
     return child
 
 
+def relay_pid(web: Child) -> int | None:
+    """The relay beside a web server (gunicorn.conf.py): the child of its master running `relay`."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == web.pid and b"relay" in argv:
+                return int(entry)
+    return None
+
+
 def http_ok(url: str) -> bool:
     import urllib.request
 

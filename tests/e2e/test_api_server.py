@@ -42,18 +42,9 @@ def web_port(server: processes.Child) -> int:
 
 
 def relay_pid(server: processes.Child) -> int:
-    """The relay the web server's master process started."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == server.pid and b"relay" in argv:
-                return int(entry)
-    raise AssertionError(f"no relay beside the web server\n{server.output_tail()}")
+    pid = processes.relay_pid(server)
+    assert pid is not None, f"no relay beside the web server\n{server.output_tail()}"
+    return pid
 
 
 def post_order(port: int) -> str:
