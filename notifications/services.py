@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobkit.errors import Deferred
 from jobkit.outside import no_answer, outside_call, smtp_error
+from jobkit.prepared import Arg
 from jobkit.rows import insert_unless_taken
 from notifications.models import Notification
 
@@ -71,9 +72,10 @@ def was_sent(kind: str, subject: str) -> bool:
     return sent(kind, subject).exists()
 
 
-def sent(kind: str, subject: str) -> QuerySet[Notification]:
+def sent(kind: str, subject: str | Arg) -> QuerySet[Notification]:
     """The ledger's row of this email if it was sent: a query to test (`Exists`) inside a larger one,
-    found through the ledger's unique index (kind, subject)."""
+    found through the ledger's unique index (kind, subject). The subject may be a prepared query's
+    argument (`jobkit/prepared.py`)."""
     return Notification.objects.filter(kind=kind, subject=subject, status=Notification.Status.SENT)
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from django.db.models import Exists, OuterRef
+from django.db.models import CharField, Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from billing.invoices import store_pdf
 from billing.models import Invoice
 from jobkit.enqueue import enqueue_all_on_commit, enqueue_on_commit
+from jobkit.prepared import Arg, PreparedSelect, PreparedUpdate
 from notifications import services as notifications
 from orders import emails
 from orders.models import Order
@@ -78,29 +79,45 @@ def complete_if_done(order_id: str) -> None:
     finisher's statement starts after the others' effects committed, so it sees them; two last
     finishers, or a refund at the same moment, cannot both move the order; no row is locked before.
     """
-    every_effect = follow_up_effects(order_id).values()
-    Order.objects.filter(*every_effect, public_id=order_id, status=Order.Status.PAID).update(
-        status=Order.Status.COMPLETED, updated_at=timezone.now()
-    )
+    _complete(order_id=order_id, subject=Order.subject_of(order_id), now=timezone.now())
 
 
 def missing_follow_ups(order_id: str) -> list[str]:
     """Which of a paid order's follow-up jobs have no effect in the database yet, in one query. The
     invoice email is the PDF job's hand-off: while the PDF is missing, only the PDF job is named."""
-    done = Order.objects.filter(public_id=order_id).values(**follow_up_effects(order_id)).get()
-    missing = [job for job, is_done in done.items() if not is_done]
+    [done] = _effects_done(order_id=order_id, subject=Order.subject_of(order_id))
+    missing = [job for job, is_done in zip(FOLLOW_UP_JOBS, done, strict=True) if not is_done]
     if "store_invoice_pdf" in missing and "send_invoice_email" in missing:
         missing.remove("send_invoice_email")
     return missing
 
 
-def follow_up_effects(order_id: str) -> dict[str, Exists]:
+FOLLOW_UP_JOBS = ("store_invoice_pdf", "send_invoice_email", "send_order_confirmation", "request_shipment")
+
+
+def follow_up_effects() -> dict[str, Exists]:
     """Each follow-up job's effect as a condition on the order's row: the one definition of "done" that
-    completion and the recovery sweep both read."""
-    subject = Order.subject_of(order_id)
+    completion and the recovery sweep both read. Prepared (`jobkit/prepared.py`): the order's id and
+    ledger subject are arguments given when the statement runs."""
+    subject = Arg("subject", CharField())
     return {
         "store_invoice_pdf": Exists(Invoice.objects.filter(pk=OuterRef("invoice_id")).exclude(pdf="")),
         "send_invoice_email": Exists(notifications.sent(emails.INVOICE, subject)),
         "send_order_confirmation": Exists(notifications.sent(emails.CONFIRMATION, subject)),
-        "request_shipment": Exists(shipping.shipments_for(order_id)),
+        "request_shipment": Exists(shipping.shipments_for(Arg("order_id", CharField()))),
     }
+
+
+def _this_order() -> QuerySet[Order]:
+    return Order.objects.filter(public_id=Arg("order_id", Order._meta.get_field("public_id")))
+
+
+# Three follow-ups run the completion per order: built by Django once, not at each call (5 ms of CPU).
+_complete = PreparedUpdate(
+    lambda: _this_order().filter(*follow_up_effects().values(), status=Order.Status.PAID),
+    status=Order.Status.COMPLETED,
+    updated_at=Arg("now", Order._meta.get_field("updated_at")),
+)
+_effects_done = PreparedSelect(
+    lambda: _this_order().annotate(**follow_up_effects()).values_list(*FOLLOW_UP_JOBS)
+)

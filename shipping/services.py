@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from jobkit.prepared import Arg
 from jobkit.rows import insert_unless_taken
 from shipping import carrier
 from shipping.models import Shipment
@@ -32,7 +33,8 @@ def shipment_for(reference: str) -> Shipment | None:
     return shipments_for(reference).first()
 
 
-def shipments_for(reference: str) -> QuerySet[Shipment]:
+def shipments_for(reference: str | Arg) -> QuerySet[Shipment]:
     """The shipment of `reference` as a query (one row at most: the reference is unique), to test
-    (`Exists`) inside a larger one."""
+    (`Exists`) inside a larger one. The reference may be a prepared query's argument
+    (`jobkit/prepared.py`)."""
     return Shipment.objects.filter(reference=reference)
