@@ -1,4 +1,5 @@
-"""update_rows: each row gets its own values, in one statement per chunk, on SQLite and PostgreSQL."""
+"""update_rows: each row gets its own values, in one statement per chunk, on SQLite (CASE) and PostgreSQL
+(UNNEST)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_each_row_gets_its_own_values_and_no_other_row_changes(db, monkeypatch):
         run.status = JobRun.Status.SUCCEEDED if n % 2 else JobRun.Status.DEAD
         run.attempts = n + 1
         run.last_error = "" if n % 2 else f"error {n}: it's 'quoted' and long " + "x" * 500
-        run.next_retry_at = when + datetime.timedelta(seconds=n)
+        run.next_retry_at = when + datetime.timedelta(seconds=n) if n < 3 else None  # and a NULL
     monkeypatch.setattr(rows, "ROWS_PER_STATEMENT", 3)  # 4 rows: two statements
 
     with CaptureQueriesContext(connection) as statements:
@@ -32,7 +33,7 @@ def test_each_row_gets_its_own_values_and_no_other_row_changes(db, monkeypatch):
         assert run.status == (JobRun.Status.SUCCEEDED if n % 2 else JobRun.Status.DEAD)
         assert run.attempts == n + 1
         assert run.last_error == runs[n].last_error
-        assert run.next_retry_at == when + datetime.timedelta(seconds=n)
+        assert run.next_retry_at == (when + datetime.timedelta(seconds=n) if n < 3 else None)
     untouched = stored["t4"]
     assert (untouched.status, untouched.attempts, untouched.last_error, untouched.next_retry_at) == (
         JobRun.Status.QUEUED, 0, "", None,
