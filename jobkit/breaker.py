@@ -324,7 +324,8 @@ class CircuitBreaker:
     def record_successes(self, permits: list[Permit]) -> None:
         """Closed-state calls that worked, reported together (their leases end)."""
         if permits:
-            self._log(self._run(self._succeeded, *(self._own_call(permit).token for permit in permits)))
+            with self._reporting(f"{len(permits)} successes"):
+                self._log(self._run(self._succeeded, *(self._own_call(permit).token for permit in permits)))
 
     def record_success(self, permit: Permit) -> None:
         """The call worked; a successful probe closes the breaker."""
@@ -366,13 +367,19 @@ class CircuitBreaker:
             self._settle(permit, "success")
 
     def _settle(self, permit: Permit, outcome: str) -> None:
-        """Report how a guarded call ended. The call has happened whatever the breaker's store says: if
-        Redis cannot take the report, the call's own outcome stands (an email sent is not sent again, a
-        charge made is recorded), and the call's lease frees its slot later."""
-        try:
+        """Report how a guarded call ended."""
+        with self._reporting(f"the call's {outcome}"):
             self._report(permit, outcome)
+
+    @contextmanager
+    def _reporting(self, what: str) -> Iterator[None]:
+        """Around a report of calls that ended. The calls have happened whatever the breaker's store
+        says: if Redis cannot take the report, their own outcomes stand (an email sent is not sent again,
+        a charge made is recorded), and their leases free their slots later."""
+        try:
+            yield
         except RedisError as exc:
-            logger.warning("circuit %s: the call's %s went unrecorded: %s", self.name, outcome, exc)
+            logger.warning("circuit %s: %s went unrecorded: %s", self.name, what, exc)
 
     def snapshot(self, transitions: int = 10) -> dict[str, Any]:
         """The breaker as the ops page shows it, read in one atomic step."""

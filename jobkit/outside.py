@@ -39,7 +39,6 @@ as much as the gateway calls themselves (`make bench`, billing against a local g
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -49,13 +48,10 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from django.db.models import Model
-from redis.exceptions import RedisError
 
 from jobkit.breaker import CircuitOpen, Permit, breaker_for
 from jobkit.errors import Deferred, PermanentError, TransientError, is_outage
 from jobkit.ratelimit import RateLimited, limiter_for
-
-logger = logging.getLogger(__name__)
 
 # Stripe counts calls per second: after a 429, the next window starts within a second.
 RATE_LIMITED_RETRY_AFTER_SECONDS = 1.0
@@ -132,10 +128,7 @@ class _Successes:
         for permit in waiting:
             by_service[permit.breaker].append(permit)
         for service, permits in by_service.items():
-            try:
-                breaker_for(service).record_successes(permits)
-            except RedisError as exc:  # as CircuitBreaker._settle: the calls happened; their leases end
-                logger.warning("circuit %s: %d successes went unrecorded: %s", service, len(permits), exc)
+            breaker_for(service).record_successes(permits)  # a Redis error is logged there, not raised
 
 
 Item = TypeVar("Item")
