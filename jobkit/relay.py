@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 # relay killed mid-batch leaves at most this many messages to the recovery sweep.
 BATCH_SIZE = 100
 # How often an idle relay looks for staged rows: the delay it adds to a job, 25 ms on average, for one
-# indexed query every 50 ms (about 1% of a core; the claim's transaction at 20 ms took 5%, and
-# with it the pipeline benchmark's throughput on two cores).
+# indexed query every 50 ms (an idle relay takes 2% of a core; the claim's transaction at 20 ms took 5%,
+# and with it the pipeline benchmark's throughput on two cores).
 POLL_SECONDS = 0.05
 # The idle poll, built by Django once (`jobkit/prepared.py`): 0.13 ms of CPU instead of 0.42 ms.
 _any_unsent = PreparedSelect(lambda: JobRun.objects.filter(status=JobRun.Status.UNSENT).values_list("pk")[:1])
