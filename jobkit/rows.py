@@ -35,6 +35,7 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> None:
     meta = type(objects[0])._meta
     connection = connections[router.db_for_write(type(objects[0]))]
     columns = [meta.get_field(name) for name in fields]
+    table = _Table(connection, meta, columns)
     write = _unnest_update if connection.vendor == "postgresql" else _case_update
     with connection.cursor() as cursor:
         for start in range(0, len(objects), ROWS_PER_STATEMENT):
@@ -42,11 +43,11 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> None:
             ids = [meta.pk.get_db_prep_save(obj.pk, connection) for obj in chunk]
             values = [[field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in chunk]
                       for field in columns]  # fmt: skip
-            cursor.execute(*write(Table(connection, meta, columns), ids, values))
+            cursor.execute(*write(table, ids, values))
 
 
 @dataclass
-class Table:
+class _Table:
     """The columns to write, quoted for their database."""
 
     connection: BaseDatabaseWrapper
@@ -57,7 +58,7 @@ class Table:
         return self.connection.ops.quote_name(name)
 
 
-def _unnest_update(table: Table, ids: list[Any], values: list[list[Any]]) -> tuple[str, list[Any]]:
+def _unnest_update(table: _Table, ids: list[Any], values: list[list[Any]]) -> tuple[str, list[Any]]:
     name, pk = table.quoted(table.meta.db_table), table.quoted(table.meta.pk.column)
     columns = [table.quoted(field.column) for field in table.columns]
     types = [field.db_type(table.connection) for field in [table.meta.pk, *table.columns]]
@@ -69,7 +70,7 @@ def _unnest_update(table: Table, ids: list[Any], values: list[list[Any]]) -> tup
     return sql, [ids, *values]
 
 
-def _case_update(table: Table, ids: list[Any], values: list[list[Any]]) -> tuple[str, list[Any]]:
+def _case_update(table: _Table, ids: list[Any], values: list[list[Any]]) -> tuple[str, list[Any]]:
     pk = table.quoted(table.meta.pk.column)
     case = f"CASE {pk} {' '.join(['WHEN %s THEN %s'] * len(ids))} END"
     assignments = ", ".join(f"{table.quoted(field.column)} = {case}" for field in table.columns)
