@@ -6,7 +6,6 @@ shop's database. Each check returns a Row: what it looked at, and every violatio
 from __future__ import annotations
 
 import datetime
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from shipping.models import Shipment
 from subscriptions import emails as subscription_emails
 from subscriptions.models import BillingBatch, BillingRun, Subscription
 from subscriptions.periods import add_month
+from subscriptions.renewals import batch_count
 
 # A repeated Message-ID is explained by a kill of a mail worker (or a cut database connection) between
 # the SMTP server's acceptance and the ledger's commit, milliseconds apart: allow this much clock slack.
@@ -276,8 +276,8 @@ def billing_run_exact(evidence: Evidence, outside: Outside) -> Row:
     billed = plan.count - plan.declining
     expected = {
         "status": "done",
-        "batches_total": math.ceil(plan.count / plan.batch_size),
-        "batches_done": math.ceil(plan.count / plan.batch_size),
+        "batches_total": batch_count(plan.count, plan.batch_size),
+        "batches_done": batch_count(plan.count, plan.batch_size),
         "batches_failed": 0,
         "subscriptions_billed": billed,
         "subscriptions_failed": plan.declining,
