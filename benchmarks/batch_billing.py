@@ -50,8 +50,10 @@ def bill(size: int, due: datetime.date) -> float:
     due_subscriptions(plan, size, due, tag=f"bench-{uuid.uuid4().hex[:8]}")
     start = time.perf_counter()
     run, _ = renewals.start_run(due)
+    # A primary-key read every 0.1 s: each poll's delay is added to the measured time, up to a whole
+    # interval (half a second was 1-2% of a 2,000-subscription run at 100/s).
     while not BillingRun.objects.filter(pk=run.pk, status=BillingRun.Status.DONE).exists():
-        time.sleep(0.5)
+        time.sleep(0.1)
     elapsed = time.perf_counter() - start
     run.refresh_from_db()
     if run.subscriptions_billed != size:
