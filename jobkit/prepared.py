@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, router, transaction
-from django.db.models import Expression, Field, QuerySet
-from django.db.models.sql import UpdateQuery
+from django.db.models import Expression, Field, Model, QuerySet
+from django.db.models.sql import InsertQuery, UpdateQuery
 
 T = TypeVar("T")
 
@@ -37,27 +37,28 @@ class Arg(Expression):
 
 
 class _Prepared:
-    """Built on first use (not at import: building a queryset needs the apps loaded), compiled once per
+    """Built on first use (not at import: building a query needs the apps loaded), compiled once per
     database (alias and vendor: a test may point an alias elsewhere)."""
 
-    def __init__(self, queryset: Callable[[], QuerySet[Any]]) -> None:
-        self._build = queryset
-        self._queryset: QuerySet[Any] | None = None
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._template: Any = None
         self._compiled: dict[tuple[str, str], tuple[str, list[Any]]] = {}
 
-    def _compile(self, queryset: QuerySet[Any], using: str) -> tuple[str, list[Any]]:
+    def _compile(self, template: Any, using: str) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
-    def queryset(self) -> QuerySet[Any]:
-        if self._queryset is None:
-            self._queryset = self._build()
-        return self._queryset
+    def template(self) -> Any:
+        """What the statement is built from: a queryset, or an unsaved instance for an INSERT."""
+        if self._template is None:
+            self._template = self._build()
+        return self._template
 
     def _execute(self, using: str, args: dict[str, Any], read: Callable[[Any], T]) -> T:
         connection = connections[using]
         key = (using, connection.vendor)
         if key not in self._compiled:
-            self._compiled[key] = self._compile(self.queryset(), using)
+            self._compiled[key] = self._compile(self.template(), using)
         sql, template = self._compiled[key]
         params = [
             p.output_field.get_db_prep_value(args[p.name], connection) if isinstance(p, Arg) else p
@@ -85,7 +86,7 @@ class PreparedUpdate(_Prepared):
         return sql, list(params)
 
     def __call__(self, **args: Any) -> int:
-        using = router.db_for_write(self.queryset().model)
+        using = router.db_for_write(self.template().model)
         with transaction.mark_for_rollback_on_error(using):
             return self._execute(using, args, lambda cursor: cursor.rowcount)
 
@@ -99,5 +100,24 @@ class PreparedSelect(_Prepared):
         return sql, list(params)
 
     def __call__(self, **args: Any) -> Sequence[tuple[Any, ...]]:
-        using = router.db_for_read(self.queryset().model)
+        using = router.db_for_read(self.template().model)
         return self._execute(using, args, lambda cursor: cursor.fetchall())
+
+
+class PreparedInsert(_Prepared):
+    """One row's INSERT, built once: `PreparedInsert(lambda: Model(field=Arg(...), ...))`, an unsaved
+    instance with `Arg`s where the values change, then `prepared(name=value, ...)` inserts a row. Every
+    other field is written with the instance's value (its default, taken once). As `bulk_create`: no
+    `save()`, no signals, no `auto_now`, and the new row's id is not read back."""
+
+    def _compile(self, template: Model, using: str) -> tuple[str, list[Any]]:
+        fields = [field for field in template._meta.local_concrete_fields if not field.primary_key]
+        query = InsertQuery(type(template))
+        query.insert_values(fields, [template], raw=True)  # raw: the instance's values, no pre_save
+        [(sql, params)] = query.get_compiler(using).as_sql()
+        return sql, list(params)
+
+    def __call__(self, **args: Any) -> None:
+        using = router.db_for_write(type(self.template()))
+        with transaction.mark_for_rollback_on_error(using):
+            self._execute(using, args, lambda cursor: None)

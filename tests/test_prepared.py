@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobkit.models import JobRun
-from jobkit.prepared import Arg, PreparedSelect, PreparedUpdate
+from jobkit.prepared import Arg, PreparedInsert, PreparedSelect, PreparedUpdate
 from orders.checkout import CartLine, write_order
 from orders.models import Order
 from shop.factories import ProductFactory
@@ -75,3 +75,34 @@ def test_an_argument_is_adapted_by_its_field_and_one_name_binds_every_place_it_a
     assert (email, public_id.to_python(stored_id)) == (first.email, first.public_id)
     assert list(order_with_a_run(order_id=str(second.public_id))) == []  # no run holds its id
     assert list(order_with_a_run(order_id=str(uuid.uuid4()))) == []
+
+
+def test_an_insert_writes_its_arguments_and_the_instances_defaults_for_the_rest(db):
+    builds = []
+
+    def row():
+        builds.append(1)
+        now = Arg("now", field("queued_at"))
+        return JobRun(task_id=Arg("task_id", field("task_id")), args=Arg("args", field("args")), name="job",
+                      queue="default", queued_at=now, updated_at=now)  # fmt: skip
+
+    insert = PreparedInsert(row)
+    first, second = timezone.now(), timezone.now() + datetime.timedelta(seconds=5)
+
+    with CaptureQueriesContext(connection) as statements:
+        insert(task_id="a", args=["it's 'quoted'", {"n": 1}], now=first)
+        insert(task_id="b", args=[], now=second)
+
+    assert len(builds) == 1
+    assert len(statements.captured_queries) == 2  # one statement per call, nothing read back
+    stored = {run.task_id: run for run in JobRun.objects.all()}
+    assert (stored["a"].args, stored["a"].queued_at, stored["a"].updated_at) == (
+        ["it's 'quoted'", {"n": 1}],
+        first,
+        first,
+    )
+    assert (stored["b"].args, stored["b"].queued_at, stored["b"].updated_at) == ([], second, second)
+    # the fields given no Arg: the instance's values, its defaults where it gave none
+    assert {(r.name, r.queue, r.status, r.attempts, r.last_error, r.started_at) for r in stored.values()} == {
+        ("job", "default", "queued", 0, "", None)
+    }
