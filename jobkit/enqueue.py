@@ -45,7 +45,7 @@ def stage_for_relay() -> None:
 
 
 def _staged_row() -> JobRun:
-    """The row `_insert_row` writes: an `Arg` for each value that changes, field defaults for the rest."""
+    """The row `_insert_row` writes: an `Arg` for each value of `_job_values`, field defaults for the rest."""
     changing = ("task_id", "name", "queue", "subject", "args", "status")
     now = Arg("now", JobRun._meta.get_field("queued_at"))
     return JobRun(
@@ -61,42 +61,35 @@ _insert_row = PreparedInsert(_staged_row)
 
 def enqueue_on_commit(task: JobTask, *args: Any) -> str:
     """Record the job now; its message goes out once the surrounding transaction has committed."""
-    row = _job_row(task, args)
-    _insert_row(
-        task_id=row.task_id,
-        name=row.name,
-        queue=row.queue,
-        subject=row.subject,
-        args=row.args,
-        status=row.status,
-        now=timezone.now(),
-    )
-    _send_on_commit(row, task, args)
-    return row.task_id
+    values = _job_values(task, args)
+    _insert_row(**values, now=timezone.now())
+    _send_on_commit(values["task_id"], task, args)
+    return values["task_id"]
 
 
 def enqueue_all_on_commit(jobs: list[tuple[JobTask, tuple[Any, ...]]]) -> list[str]:
     """`enqueue_on_commit` for several jobs at once (a fan-out): their rows in one INSERT."""
-    rows = JobRun.objects.bulk_create(_job_row(task, args) for task, args in jobs)
+    rows = JobRun.objects.bulk_create(JobRun(**_job_values(task, args)) for task, args in jobs)
     for row, (task, args) in zip(rows, jobs, strict=True):
-        _send_on_commit(row, task, args)
+        _send_on_commit(row.task_id, task, args)
     return [row.task_id for row in rows]
 
 
-def _job_row(task: JobTask, args: tuple[Any, ...]) -> JobRun:
-    return JobRun(
-        task_id=str(uuid.uuid4()),
-        name=task.name,
-        queue=task.queue_name(),
-        subject=task.subject_for(args),
-        args=list(args),
-        status=JobRun.Status.UNSENT if _staged_for_relay else JobRun.Status.QUEUED,
-    )
+def _job_values(task: JobTask, args: tuple[Any, ...]) -> dict[str, Any]:
+    """A new job's timeline row, as field values."""
+    return {
+        "task_id": str(uuid.uuid4()),
+        "name": task.name,
+        "queue": task.queue_name(),
+        "subject": task.subject_for(args),
+        "args": list(args),
+        "status": JobRun.Status.UNSENT if _staged_for_relay else JobRun.Status.QUEUED,
+    }
 
 
-def _send_on_commit(row: JobRun, task: JobTask, args: tuple[Any, ...]) -> None:
+def _send_on_commit(task_id: str, task: JobTask, args: tuple[Any, ...]) -> None:
     if not _staged_for_relay:  # staged rows are the relay's to send
-        transaction.on_commit(partial(publish, task, args, row.task_id))
+        transaction.on_commit(partial(publish, task, args, task_id))
 
 
 def publish(task: JobTask, args: tuple[Any, ...] | list[Any], task_id: str) -> bool:
