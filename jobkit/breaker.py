@@ -419,4 +419,11 @@ def state_client(url: str) -> Redis:
 def breaker_for(service: str) -> CircuitBreaker:
     """The breaker for an outside service, configured by settings.CIRCUIT_BREAKERS[service]."""
     options = getattr(settings, "CIRCUIT_BREAKERS", {}).get(service, {})
-    return CircuitBreaker(service, state_client(settings.REDIS_URL), **options)
+    return _breaker(service, settings.REDIS_URL, tuple(sorted(options.items())))
+
+
+@functools.cache
+def _breaker(service: str, url: str, options: tuple[tuple[str, Any], ...]) -> CircuitBreaker:
+    """One per configuration and process, as every call asks for its service's: a breaker keeps its
+    state in Redis alone, and building one registers (hashes) its four scripts."""
+    return CircuitBreaker(service, state_client(url), **dict(options))

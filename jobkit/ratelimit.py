@@ -28,6 +28,7 @@ are granted (`burst` 1 by default: calls evenly spaced, which a gateway counting
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -243,4 +244,10 @@ def limiter_for(service: str) -> RateLimiter | None:
     """The limiter for an outside service (settings.RATE_LIMITS[service] calls per second), or None
     when the service has no limit (absent, or 0)."""
     rate = getattr(settings, "RATE_LIMITS", {}).get(service)
-    return RateLimiter(service, state_client(settings.REDIS_URL), rate_per_second=rate) if rate else None
+    return _limiter(service, settings.REDIS_URL, rate) if rate else None
+
+
+@functools.cache
+def _limiter(service: str, url: str, rate: float) -> RateLimiter:
+    """One per configuration and process, like `jobkit.breaker.breaker_for`'s breakers."""
+    return RateLimiter(service, state_client(url), rate_per_second=rate)
