@@ -44,7 +44,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -166,11 +166,18 @@ class _NotStarted(Exception):
 
 
 def call_concurrently(
-    call: Callable[[Item], Answer], items: Sequence[Item], *, threads: int, start_within: float
+    call: Callable[[Item], Answer],
+    items: Sequence[Item],
+    *,
+    threads: int,
+    start_within: float,
+    yield_every: float,
 ) -> Iterator[list[tuple[Item, Answer]]]:
-    """Make `call(item)` for every item, up to `threads` at a time, and yield the answers as they come
-    back: all those that came back since the last yield, in one list, for the caller to record in one
-    transaction.
+    """Make `call(item)` for every item, up to `threads` at a time, and yield their answers in lots, for
+    the caller to record each lot in one transaction: every `yield_every` seconds, those that came back
+    since the last lot, and the last lot once no call is left. A lot per interval rather than per answer
+    bounds what recording costs however fast the service answers: each lot is a transaction of a few
+    statements, whatever its size.
 
     The calls run in a pool of threads, so `call` must not touch the database (Django's connections are
     per thread): build what it needs before, and record what it returns, in the caller's thread.
@@ -187,6 +194,8 @@ def call_concurrently(
     would stop every call in flight for a second or more at each 429, which a limit set a little above
     the service's brings every few seconds.
     """
+    if yield_every <= 0:
+        raise ValueError("yield_every must be positive")
     if not items:
         return
     stop = threading.Event()
@@ -218,7 +227,7 @@ def call_concurrently(
     try:
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=yield_every, return_when=ALL_COMPLETED)
             answered = []
             for future in done:
                 error = future.exception()

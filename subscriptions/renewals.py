@@ -11,7 +11,8 @@ so they stay exact when a batch is retried: each batch counts its own id range, 
 
 A batch bills at the gateway's rate limit, not at one call at a time: it stages (one transaction commits
 every member's invoice and payment attempt, whose key the call will carry), then calls (many in flight,
-each through the breaker and the rate limiter), then records the answers as they come back.
+each through the breaker and the rate limiter), then records the answers that came back, at most once a
+second.
 """
 
 from __future__ import annotations

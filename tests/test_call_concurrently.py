@@ -21,7 +21,7 @@ def test_keeps_up_to_threads_calls_in_flight_and_yields_every_answer():
         in_flight.wait()
         return n * n
 
-    lots = list(call_concurrently(call, list(range(8)), threads=4, start_within=60))
+    lots = list(call_concurrently(call, list(range(8)), threads=4, start_within=60, yield_every=0.05))
     answers = [pair for lot in lots for pair in lot]
     assert sorted(answers) == [(n, n * n) for n in range(8)]
 
@@ -40,7 +40,7 @@ def test_the_first_failure_stops_new_calls_and_is_raised_after_the_answers_in_fl
 
     answered: list[tuple[int, int]] = []
     with pytest.raises(TransientError, match="503"):
-        for lot in call_concurrently(call, list(range(20)), threads=2, start_within=60):
+        for lot in call_concurrently(call, list(range(20)), threads=2, start_within=60, yield_every=0.05):
             answered.extend(lot)
     assert answered == [(1, 1)]  # the call in flight beside the failing one
     assert sorted(started) == [0, 1]  # none started after the failure
@@ -53,14 +53,39 @@ def test_calls_not_started_in_time_are_left_to_a_deferral():
 
     answered: list[tuple[int, int]] = []
     with pytest.raises(Deferred) as deferred:
-        for lot in call_concurrently(call, list(range(10)), threads=1, start_within=0.1):
+        for lot in call_concurrently(call, list(range(10)), threads=1, start_within=0.1, yield_every=0.05):
             answered.extend(lot)
     assert deferred.value.retry_after == 0  # the job is sent again at once, its retries untouched
     assert 1 <= len(answered) < 10
 
 
+def test_answers_back_within_an_interval_are_yielded_in_one_lot():
+    def call(n: int) -> int:
+        time.sleep(0.01 * n)  # back one after another, all within 0.2 s
+        return n
+
+    lots = list(call_concurrently(call, list(range(20)), threads=20, start_within=60, yield_every=5))
+    assert [sorted(lot) for lot in lots] == [[(n, n) for n in range(20)]]
+
+
+def test_an_answer_waits_at_most_an_interval_to_be_yielded():
+    def call(n: int) -> int:
+        time.sleep(0.1)
+        return n
+
+    lots = list(call_concurrently(call, list(range(12)), threads=1, start_within=60, yield_every=0.35))
+    # 1.2 s of calls one after another: a lot about every third answer, not one per answer nor one at the end
+    assert 3 <= len(lots) <= 6
+    assert sorted(pair for lot in lots for pair in lot) == [(n, n) for n in range(12)]
+
+
+def test_the_interval_must_be_positive():
+    with pytest.raises(ValueError, match="yield_every"):
+        list(call_concurrently(lambda n: n, [1], threads=1, start_within=60, yield_every=0))
+
+
 def test_nothing_to_call():
-    assert list(call_concurrently(lambda n: n, [], threads=4, start_within=60)) == []
+    assert list(call_concurrently(lambda n: n, [], threads=4, start_within=60, yield_every=0.05)) == []
 
 
 def test_a_call_the_service_refused_with_a_429_is_made_again_while_the_others_go_on():
@@ -73,7 +98,9 @@ def test_a_call_the_service_refused_with_a_429_is_made_again_while_the_others_go
         return n
 
     answers = [
-        pair for lot in call_concurrently(call, list(range(9)), threads=3, start_within=60) for pair in lot
+        pair
+        for lot in call_concurrently(call, list(range(9)), threads=3, start_within=60, yield_every=0.05)
+        for pair in lot
     ]
     assert sorted(answers) == [(n, n) for n in range(9)]
     assert refused_once == {0, 3, 6}
@@ -84,7 +111,7 @@ def test_our_own_limiter_turning_a_call_away_defers_the_job():
         raise RateLimited("payments", 3.0, "next turn in 3.00s at 25/s")
 
     with pytest.raises(RateLimited) as deferred:
-        list(call_concurrently(call, list(range(4)), threads=2, start_within=60))
+        list(call_concurrently(call, list(range(4)), threads=2, start_within=60, yield_every=0.05))
     assert deferred.value.retry_after == 3.0
 
 
@@ -104,7 +131,9 @@ def test_each_call_takes_one_round_trip_to_its_breaker_and_every_lease_ends(redi
             return n
 
     answers = [
-        pair for lot in call_concurrently(call, list(range(40)), threads=4, start_within=60) for pair in lot
+        pair
+        for lot in call_concurrently(call, list(range(40)), threads=4, start_within=60, yield_every=0.05)
+        for pair in lot
     ]
 
     assert sorted(answers) == [(n, n) for n in range(40)]
