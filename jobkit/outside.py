@@ -39,6 +39,7 @@ as much as the gateway calls themselves (`make bench`, billing against a local g
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -139,26 +140,14 @@ Answer = TypeVar("Answer")
 # A pool of threads per process and size, kept from job to job: each thread keeps its HTTP session (the
 # gateway client's is per thread), so its connection to the service too. A pool per job started its
 # threads again and opened a connection per thread for every billing batch (py-spy on a billing worker:
-# a tenth of its time in thread starts and TCP connects).
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _forget_pools() -> None:
-    """In a forked child, which has none of its parent's threads."""
-    global _pools_lock
-    _pools.clear()
-    _pools_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pools)
-
-
+# a tenth of its time in thread starts and TCP connects). Only a job's own thread asks for one, one job
+# at a time per worker process, so the cache needs no lock of its own.
+@functools.cache
 def _pool(threads: int) -> ThreadPoolExecutor:
-    with _pools_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="outside-call")
-        return _pools[threads]
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="outside-call")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of its parent's threads
 
 
 class _NotStarted(Exception):
