@@ -431,7 +431,8 @@ def email_repeats_explained(evidence: Evidence, outside: Outside) -> Row:
 
 def breaker_limits_calls_during_the_outage(evidence: Evidence, outside: Outside) -> Row:
     """During the outage the gateway sees the calls that open the breaker, then one probe per cooldown.
-    Before the first failures come back, every call already in flight reaches it (a billing batch keeps
+    Before the first failures come back, every call already in flight reaches it, and each thread of a
+    billing batch holding a permit makes one more call, whose failure ends the batch's calls (a batch keeps
     several going in each process): so the first phase is max(threshold, calls in flight) calls
     (jobkit/breaker.py, jobkit/outside.call_concurrently)."""
     record = evidence.outage

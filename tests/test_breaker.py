@@ -484,3 +484,46 @@ def test_only_a_closed_state_call_of_its_own_can_be_handed_in_with_the_next_admi
         breaker.admit(settled=probe)  # a probe's success closes the breaker: reported at once, never so
     breaker.record_successes([second])
     assert breaker.snapshot()["in_flight"] == 0
+
+
+def test_a_held_permit_serves_its_holders_next_calls_while_good_then_goes_in_with_the_next_admission(
+    make_breaker: MakeBreaker, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(breaker_module, "PERMIT_REUSE_SECONDS", 60.0)
+    lasting = make_breaker(cooldown_seconds=300, probe_timeout_seconds=300)  # good for a minute
+    with lasting.guard(report_success=False) as first:
+        pass
+    with lasting.guard(held=first, report_success=False) as again:
+        pass
+    assert again == first  # run on the held permit: no round trip to the breaker
+    state = lasting.snapshot()
+    assert (state["allowed"], state["in_flight"]) == (1, 1)  # still a call in flight while held
+
+    short = make_breaker(cooldown_seconds=0.2)  # good for under half the cooldown: 0.1 s
+    with short.guard(report_success=False) as old:
+        pass
+    wait_until(lambda: not old.reusable(), 10, "the held permit to go stale")
+    with short.guard(held=old, report_success=False) as new:
+        pass
+    assert new != old
+    state = short.snapshot()
+    assert (state["allowed"], state["in_flight"]) == (2, 1)  # old's lease ended with new's admission
+
+
+def test_after_the_breaker_opened_elsewhere_a_held_permit_serves_at_most_its_reuse_time(
+    make_breaker: MakeBreaker,
+):
+    breaker = make_breaker(failure_threshold=1, cooldown_seconds=10)  # a held permit is good for 1 s
+    with breaker.guard(report_success=False) as held:
+        pass
+    other = breaker.admit()  # another process's call, which fails and opens the breaker
+    breaker.record_failure(other)
+    assert breaker.snapshot()["state"] == "open"
+    wait_until(lambda: not held.reusable(), 10, "the held permit to go stale")
+    with pytest.raises(CircuitOpen), breaker.guard(held=held):  # asks the breaker again: open
+        pytest.fail("a stale permit was used while the breaker was open")
+    assert breaker.snapshot()["rejected"] == 1
+
+
+def test_a_probe_permit_is_never_held():
+    assert not Permit("payments", "token", probe=True, good_until=time.monotonic() + 60).reusable()

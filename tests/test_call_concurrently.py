@@ -115,9 +115,14 @@ def test_our_own_limiter_turning_a_call_away_defers_the_job():
     assert deferred.value.retry_after == 3.0
 
 
-def test_each_call_takes_one_round_trip_to_its_breaker_and_every_lease_ends(redis_url, settings, monkeypatch):
-    settings.REDIS_URL = redis_url  # the carrier: a breaker and no rate limiter
-    breaker_for("carrier").reset()
+@pytest.fixture
+def carrier_breaker(redis_url, settings, monkeypatch) -> list[str]:
+    """The carrier's breaker (no rate limiter) on the test's Redis, its held permits good for a minute;
+    returns the scripts it runs, one per round trip."""
+    settings.REDIS_URL = redis_url
+    breaker = breaker_for("carrier")
+    breaker.reset()
+    monkeypatch.setattr(breaker, "reuse_seconds", 60.0)
     scripts_run: list[str] = []
     run_script = CircuitBreaker._run
     monkeypatch.setattr(
@@ -125,9 +130,15 @@ def test_each_call_takes_one_round_trip_to_its_breaker_and_every_lease_ends(redi
         "_run",
         lambda self, script, *args: scripts_run.append(script) or run_script(self, script, *args),
     )
+    return scripts_run
+
+
+def test_each_thread_holds_its_permit_for_its_next_calls_and_every_lease_ends(carrier_breaker):
+    callers: set[int] = set()
 
     def call(n: int) -> int:
         with outside_call("carrier"):
+            callers.add(threading.get_ident())
             return n
 
     answers = [
@@ -137,8 +148,26 @@ def test_each_call_takes_one_round_trip_to_its_breaker_and_every_lease_ends(redi
     ]
 
     assert sorted(answers) == [(n, n) for n in range(40)]
-    breaker = breaker_for("carrier")
-    # 40 admissions, each handing in its thread's last success, and one report of the threads' last ones
-    assert len(scripts_run) == 41
-    state = breaker.snapshot()
-    assert (state["allowed"], state["in_flight"], state["state"]) == (40, 0, "closed")
+    # one admission per thread, its permit held for its next calls, and one report of them all at the end
+    assert len(carrier_breaker) == len(callers) + 1
+    state = breaker_for("carrier").snapshot()
+    assert (state["allowed"], state["in_flight"], state["state"]) == (len(callers), 0, "closed")
+
+
+def test_a_service_that_starts_failing_gets_at_most_one_more_call_per_held_permit(carrier_breaker):
+    failed_calls = []
+
+    def call(n: int) -> int:
+        with outside_call("carrier"):
+            if n >= 20:  # the service goes down
+                failed_calls.append(n)
+                raise TransientError("carrier unreachable")
+            return n
+
+    with pytest.raises(TransientError):
+        for _ in call_concurrently(call, list(range(200)), threads=4, start_within=60, yield_every=0.05):
+            pass
+
+    assert 1 <= len(failed_calls) <= 4  # each thread's call that failed ended its calls
+    state = breaker_for("carrier").snapshot()
+    assert (state["failures"], state["in_flight"]) == (len(failed_calls), 0)
