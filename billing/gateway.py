@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -62,9 +63,9 @@ def client() -> stripe.StripeClient:
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
 
 
-def charge(request: ChargeRequest) -> ChargeOutcome:
-    """Create and confirm a PaymentIntent. The same key always yields the same single charge."""
-    params = {
+def intent_params(request: ChargeRequest) -> dict[str, Any]:
+    """The PaymentIntent a charge creates and confirms at once."""
+    return {
         "amount": request.amount_minor,
         "currency": request.currency.lower(),
         "payment_method": request.payment_method,
@@ -72,6 +73,11 @@ def charge(request: ChargeRequest) -> ChargeOutcome:
         "metadata": request.metadata,
         "payment_method_types": ["card"],
     }
+
+
+def charge(request: ChargeRequest) -> ChargeOutcome:
+    """Create and confirm a PaymentIntent. The same key always yields the same single charge."""
+    params = intent_params(request)
     # An open breaker raises CircuitOpen, a turn of the rate limiter too far off RateLimited: no call.
     with outside_call("payments"):
         try:
