@@ -137,16 +137,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (the test worker process opens it too), one per test session so two sessions never collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_shop_{os.getpid()}.sqlite3")}
 else:
-    # Server-side binding: psycopg sends each statement's parameters apart from its text, and prepares on
-    # the server a statement a connection runs a fifth time (psycopg's prepare_threshold), so the jobs'
-    # repeated statements are parsed and planned once per connection. Django's default (client-side
-    # binding) quotes every value into the text in Python and has the server parse each statement anew.
-    # Measured with benchmarks/pipeline.py on 2 cores, alternating: 5.49 and 5.71 orders/s against 5.17
-    # and 5.24 without. A transaction-pooling PgBouncer before 1.21 cannot carry prepared statements: there,
-    # set DB_SERVER_SIDE_BINDING=0.
+    # Server-side binding and prepared statements: psycopg sends each statement's parameters apart from its
+    # text, and prepares on the server a statement a connection runs a fifth time (psycopg's own default;
+    # Django leaves preparing off unless OPTIONS sets a threshold), so the jobs' repeated statements are
+    # parsed and planned once per connection. The server's log of the pipeline benchmark showed every
+    # statement parsed and planned anew with binding alone (a third of the server's time); with preparing
+    # too, PostgreSQL's CPU per order fell from 15.4 to 9.2-10.2 ms (`make bench`, pipeline, 2 cores).
+    # Binding alone had measured 5.49 and 5.71 orders/s against 5.17 and 5.24 with client-side binding.
+    # A transaction-pooling PgBouncer before 1.21 cannot carry prepared statements: there, set
+    # DB_SERVER_SIDE_BINDING=0 (Django's client-side binding, nothing prepared).
+    _server_side_binding = env_bool("DB_SERVER_SIDE_BINDING", True)
     DATABASES["default"]["OPTIONS"] = {
         **DATABASES["default"].get("OPTIONS", {}),
-        "server_side_binding": env_bool("DB_SERVER_SIDE_BINDING", True),
+        "server_side_binding": _server_side_binding,
+        "prepare_threshold": 5 if _server_side_binding else None,
     }
     # One test database per test session on a shared server too (a second session would drop the first's).
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
