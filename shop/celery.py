@@ -7,6 +7,9 @@ backs up one queue, not the shop. Workers can consume all queues (the demo) or o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -38,8 +41,35 @@ ROUTES = {
     "subscriptions.bill_batch": "billing",
 }
 
+
+class DjangoCelerySettings(Mapping[str, Any]):
+    """Django's CELERY_* settings, read from Django once, when Celery first loads its configuration.
+
+    Celery looks its settings up again on every publish and every job, each under several names, most of
+    them not set. Given Django's settings object itself ("django.conf:settings"), every such miss goes
+    through Django's lazy settings and raises and catches an AttributeError: a quarter of a publish's CPU
+    (0.45 -> 0.34 ms, apply_async to Redis in a loop), and a paid order makes seven. The price: a Django
+    setting changed at run time no longer reaches Celery; set it on `app.conf` (as the test harness does
+    for the broker's URL)."""
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        from django.conf import settings
+
+        return {name: getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 app = Celery("shop")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+app.config_from_object(DjangoCelerySettings(), namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_routes = {name: {"queue": queue} for name, queue in ROUTES.items()}
