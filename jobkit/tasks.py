@@ -87,6 +87,12 @@ def freeze_startup_objects(**_signal: object) -> None:
     gc.freeze()
 
 
+# The start's increment, one expression for every start: `_timeline_update` is cached by its fields' changes,
+# and a new expression would be hashed anew at each start (Django derives an expression's hash from its
+# constructor's arguments: 27 us, against 1 us for this one, whose hash Django keeps).
+_ONE_MORE_ATTEMPT = F("attempts") + 1
+
+
 @functools.cache
 def _timeline_update(shape: tuple[tuple[str, Combinable | None], ...]) -> PreparedUpdate:
     """The UPDATE of a job's timeline row for one set of changed fields (an expression, such as the
@@ -191,7 +197,7 @@ class JobTask(Task):
             task_id,
             args,
             status=JobRun.Status.STARTED,
-            attempts=F("attempts") + 1,
+            attempts=_ONE_MORE_ATTEMPT,
             retries=self.request.retries,
             started_at=timezone.now(),
             next_retry_at=None,

@@ -2,7 +2,8 @@
 
 The request path only writes (order, lines, invoice, the first job's timeline row) in one transaction;
 everything slow happens in jobs, each enqueued on commit (`jobkit/enqueue.py`). Each step is guarded by
-the order's status read under a row lock, so a duplicate delivery or a retry after a crash does nothing.
+the order's status, moved on by a conditional UPDATE or read under a row lock, so a duplicate delivery
+or a retry after a crash does nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from billing import payments
 from billing.invoices import Line, issue_invoice
@@ -75,19 +77,20 @@ def reserve_stock(order_id: str) -> None:
 def _reserve(order_id: str) -> None:
     from orders import jobs  # jobs import this module; keep the cycle out of module import time
 
-    order = Order.objects.select_for_update().get(public_id=order_id)
-    if order.status != Order.Status.PLACED:
+    # One conditional UPDATE moves the order on from `placed`, and from nothing else, and locks its row
+    # until the reservation commits: a duplicate delivery waits for it, then finds nothing to move.
+    placed = Order.objects.filter(public_id=order_id, status=Order.Status.PLACED)
+    if not placed.update(status=Order.Status.PROCESSING, updated_at=timezone.now()):
         return
     # Conditional decrements in sku order: no oversell, and no lock-order deadlock between two orders.
-    for line in order.lines.order_by("sku"):
-        reserved = Product.objects.filter(pk=line.product_id, stock__gte=line.quantity).update(
-            stock=F("stock") - line.quantity
+    lines = OrderLine.objects.filter(order__public_id=order_id).order_by("sku")
+    for product_id, sku, quantity in lines.values_list("product_id", "sku", "quantity"):
+        reserved = Product.objects.filter(pk=product_id, stock__gte=quantity).update(
+            stock=F("stock") - quantity
         )
         if not reserved:
-            raise OutOfStock(f"{line.sku} is out of stock")
-    order.status = Order.Status.PROCESSING
-    order.save(update_fields=["status", "updated_at"])
-    enqueue_on_commit(jobs.charge_order, str(order.public_id))
+            raise OutOfStock(f"{sku} is out of stock")
+    enqueue_on_commit(jobs.charge_order, order_id)
 
 
 @transaction.atomic

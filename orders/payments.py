@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from billing.models import Invoice, PaymentAttempt
 from jobkit.outside import fit
 from notifications import reminders
@@ -23,15 +25,17 @@ def payments_settled(attempts: list[PaymentAttempt]) -> None:
 
 
 def _settle(attempt: PaymentAttempt) -> None:
-    """Paid: fan out the follow-ups. Declined: `payment_failed`, with reminders planned."""
-    order = Order.objects.select_for_update().get(public_id=attempt.invoice.owner_id)
-    if order.status != Order.Status.PROCESSING:
-        return
+    """Paid: fan out the follow-ups. Declined: `payment_failed`, with reminders planned.
+
+    One conditional UPDATE moves the order on from `processing`, and from nothing else: an order that
+    moved on meanwhile (cancelled, or settled by a concurrent run) is left alone, and nothing follows."""
+    order_id = attempt.invoice.owner_id
+    processing = Order.objects.filter(public_id=order_id, status=Order.Status.PROCESSING)
+    now = timezone.now()
     if attempt.status == PaymentAttempt.Status.SUCCEEDED:
-        order.status, order.status_reason = Order.Status.PAID, ""
-        pipeline.fan_out(order)
-    else:
-        order.status = Order.Status.PAYMENT_FAILED
-        order.status_reason = fit(Order, "status_reason", attempt.failure_message or attempt.failure_code)
-        reminders.schedule(order.subject)
-    order.save(update_fields=["status", "status_reason", "updated_at"])
+        if processing.update(status=Order.Status.PAID, status_reason="", updated_at=now):
+            pipeline.fan_out(order_id)
+        return
+    reason = fit(Order, "status_reason", attempt.failure_message or attempt.failure_code)
+    if processing.update(status=Order.Status.PAYMENT_FAILED, status_reason=reason, updated_at=now):
+        reminders.schedule(Order.subject_of(order_id))

@@ -28,11 +28,10 @@ from orders.models import Order
 from shipping import services as shipping
 
 
-def fan_out(order: Order) -> None:
+def fan_out(order_id: str) -> None:
     """A paid order's independent follow-ups, each its own job, sent when the payment's record commits."""
     from orders import jobs  # jobs import this module; keep the cycle out of module import time
 
-    order_id = str(order.public_id)
     follow_ups = (jobs.store_invoice_pdf, jobs.send_order_confirmation, jobs.request_shipment)
     enqueue_all_on_commit([(job, (order_id,)) for job in follow_ups])
 
