@@ -93,12 +93,9 @@ def _reserve(order_id: str) -> None:
     enqueue_on_commit(jobs.charge_order, order_id)
 
 
-@transaction.atomic
 def _cancel_placed(order_id: str, reason: str) -> None:
-    order = Order.objects.select_for_update().get(public_id=order_id)
-    if order.status == Order.Status.PLACED:
-        order.status, order.status_reason = Order.Status.CANCELLED, reason
-        order.save(update_fields=["status", "status_reason", "updated_at"])
+    placed = Order.objects.filter(public_id=order_id, status=Order.Status.PLACED)
+    placed.update(status=Order.Status.CANCELLED, status_reason=reason, updated_at=timezone.now())
 
 
 def release_stock(order: Order) -> None:

@@ -141,8 +141,9 @@ else:
     # text, and prepares on the server a statement a connection runs a fifth time (psycopg's own default;
     # Django leaves preparing off unless OPTIONS sets a threshold), so the jobs' repeated statements are
     # parsed and planned once per connection. The server's log of the pipeline benchmark showed every
-    # statement parsed and planned anew with binding alone (a third of the server's time); with preparing
-    # too, PostgreSQL's CPU per order fell from 15.4 to 9.2-10.2 ms (`make bench`, pipeline, 2 cores).
+    # statement parsed and planned anew with binding alone (half of the server's logged time); with
+    # preparing too, PostgreSQL's CPU per order fell from 15.4 to 9.2-10.2 ms (`make bench`, pipeline,
+    # 2 cores).
     # Binding alone had measured 5.49 and 5.71 orders/s against 5.17 and 5.24 with client-side binding.
     # A transaction-pooling PgBouncer before 1.21 cannot carry prepared statements: there, set
     # DB_SERVER_SIDE_BINDING=0 (Django's client-side binding, nothing prepared).
