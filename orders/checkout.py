@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from billing import payments
 from billing.invoices import Line, issue_invoice
@@ -79,8 +78,7 @@ def _reserve(order_id: str) -> None:
 
     # One conditional UPDATE moves the order on from `placed`, and from nothing else, and locks its row
     # until the reservation commits: a duplicate delivery waits for it, then finds nothing to move.
-    placed = Order.objects.filter(public_id=order_id, status=Order.Status.PLACED)
-    if not placed.update(status=Order.Status.PROCESSING, updated_at=timezone.now()):
+    if not Order.move(order_id, Order.Status.PLACED, Order.Status.PROCESSING):
         return
     # Conditional decrements in sku order: no oversell, and no lock-order deadlock between two orders.
     lines = OrderLine.objects.filter(order__public_id=order_id).order_by("sku")
@@ -94,8 +92,7 @@ def _reserve(order_id: str) -> None:
 
 
 def _cancel_placed(order_id: str, reason: str) -> None:
-    placed = Order.objects.filter(public_id=order_id, status=Order.Status.PLACED)
-    placed.update(status=Order.Status.CANCELLED, status_reason=reason, updated_at=timezone.now())
+    Order.move(order_id, Order.Status.PLACED, Order.Status.CANCELLED, status_reason=reason)
 
 
 def release_stock(order: Order) -> None:

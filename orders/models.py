@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 
 
 class Product(models.Model):
@@ -60,6 +61,14 @@ class Order(models.Model):
     def subject_of(public_id: uuid.UUID | str) -> str:
         """How the email ledger names an order (`public_id` as the order's jobs carry it, or the UUID)."""
         return f"order:{public_id}"
+
+    @classmethod
+    def move(cls, public_id: uuid.UUID | str, from_status: str, to_status: str, **fields: object) -> bool:
+        """Move an order on from `from_status`, and from nothing else, in one conditional UPDATE, which
+        locks its row until the transaction ends; False, changing nothing, when it is in another status.
+        Sets `updated_at`, which `update()` leaves alone (auto_now applies to `save()` only)."""
+        orders = cls.objects.filter(public_id=public_id, status=from_status)
+        return bool(orders.update(status=to_status, updated_at=timezone.now(), **fields))
 
 
 class OrderLine(models.Model):

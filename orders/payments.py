@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
-
 from billing.models import Invoice, PaymentAttempt
 from jobkit.outside import fit
 from notifications import reminders
@@ -30,12 +28,10 @@ def _settle(attempt: PaymentAttempt) -> None:
     One conditional UPDATE moves the order on from `processing`, and from nothing else: an order that
     moved on meanwhile (cancelled, or settled by a concurrent run) is left alone, and nothing follows."""
     order_id = attempt.invoice.owner_id
-    processing = Order.objects.filter(public_id=order_id, status=Order.Status.PROCESSING)
-    now = timezone.now()
     if attempt.status == PaymentAttempt.Status.SUCCEEDED:
-        if processing.update(status=Order.Status.PAID, status_reason="", updated_at=now):
+        if Order.move(order_id, Order.Status.PROCESSING, Order.Status.PAID, status_reason=""):
             pipeline.fan_out(order_id)
         return
     reason = fit(Order, "status_reason", attempt.failure_message or attempt.failure_code)
-    if processing.update(status=Order.Status.PAYMENT_FAILED, status_reason=reason, updated_at=now):
+    if Order.move(order_id, Order.Status.PROCESSING, Order.Status.PAYMENT_FAILED, status_reason=reason):
         reminders.schedule(Order.subject_of(order_id))
