@@ -31,6 +31,8 @@ HOST = "127.0.0.1"
 # How long a stop waits for a child to exit by itself (a Celery worker finishing the jobs it runs) before
 # killing it: well under the 60 s soft time limit, so Ctrl-C stays prompt even with a slow job running.
 STOP_TIMEOUT_SECONDS = 30.0
+# How long a child that outlived its stop gets to print its threads' stacks before it is killed.
+STACK_DUMP_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -81,6 +83,9 @@ class Child:
         self.popen: subprocess.Popen[bytes] | None = None
         self.pump: threading.Thread | None = None
         self.tail: deque[str] = deque(maxlen=60)
+        # A signal the child answers by printing every thread's stack, sent before a stop kills it so its
+        # log says where it hung (Celery's worker: SIGUSR1). None: the child has no such signal.
+        self.stack_dump_signal: int | None = None
 
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +155,10 @@ def stop_all(children: list[Child], timeout: float = STOP_TIMEOUT_SECONDS) -> No
             continue
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.popen.wait(max(0.1, deadline - time.monotonic()))
+        if child.alive() and child.stack_dump_signal is not None:
+            child.signal_leader(child.stack_dump_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.popen.wait(STACK_DUMP_SECONDS)
         # A leader past the timeout, and whatever it left behind in its group, goes now.
         child.signal_group(signal.SIGKILL)
         child.popen.wait(5)
@@ -245,7 +254,9 @@ def start_worker(
     hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
     argv = [PYTHON, "-m", "celery", "-A", app, "worker", "-n", hostname, "-Q", ",".join(queues)]
     argv += ["-c", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    child = Child(name, argv, env, log_dir, echo).start()
+    child = Child(name, argv, env, log_dir, echo)
+    child.stack_dump_signal = signal.SIGUSR1  # Celery's worker logs every thread's stack on it
+    child.start()
     if wait:
         wait_until(lambda: "ready." in child.output_tail(), 60, f"celery {name} to be ready", child)
     return child
