@@ -75,7 +75,13 @@ class Child:
     """A supervised process whose output goes to a log file (and, for the demo, the terminal)."""
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, echo: IO[str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        echo: IO[str] | None = None,
+        stack_dump_signal: int | None = None,
     ):
         self.name, self.argv, self.env = name, argv, env
         self.log_path = log_dir / f"{name}.log"
@@ -85,7 +91,7 @@ class Child:
         self.tail: deque[str] = deque(maxlen=60)
         # A signal the child answers by printing every thread's stack, sent before a stop kills it so its
         # log says where it hung (Celery's worker: SIGUSR1). None: the child has no such signal.
-        self.stack_dump_signal: int | None = None
+        self.stack_dump_signal = stack_dump_signal
 
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,9 +260,8 @@ def start_worker(
     hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
     argv = [PYTHON, "-m", "celery", "-A", app, "worker", "-n", hostname, "-Q", ",".join(queues)]
     argv += ["-c", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    child = Child(name, argv, env, log_dir, echo)
-    child.stack_dump_signal = signal.SIGUSR1  # Celery's worker logs every thread's stack on it
-    child.start()
+    # SIGUSR1: Celery's worker logs every thread's stack on it.
+    child = Child(name, argv, env, log_dir, echo, stack_dump_signal=signal.SIGUSR1).start()
     if wait:
         wait_until(lambda: "ready." in child.output_tail(), 60, f"celery {name} to be ready", child)
     return child

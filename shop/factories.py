@@ -117,8 +117,8 @@ def paid_current_periods(subscriptions: list[Subscription]) -> None:
         periods = issue_period_invoices(
             [(subscription, subscription.current_period_start) for subscription in lot]
         )
-        invoices = {subscription.pk: periods[subscription.pk].invoice for subscription in lot}
-        Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices.values()]).update(
+        paid = [(subscription, periods[subscription.pk].invoice) for subscription in lot]
+        Invoice.objects.filter(pk__in=[invoice.pk for _, invoice in paid]).update(
             status=Invoice.Status.PAID, paid_at=now
         )
         PaymentAttempt.objects.bulk_create(
@@ -131,6 +131,5 @@ def paid_current_periods(subscriptions: list[Subscription]) -> None:
                 gateway_reference=f"pi_signup_{invoice.pk}",
                 completed_at=now,
             )
-            for subscription in lot
-            for invoice in [invoices[subscription.pk]]
+            for subscription, invoice in paid
         )

@@ -60,6 +60,28 @@ def test_stop_kills_the_whole_group_once_the_timeout_has_passed(tmp_path: Path):
     wait_until(lambda: not running(grandchild), 5, "the grandchild to be killed")
 
 
+# A leader that ignores SIGTERM and answers SIGUSR1 by printing its stack, as a Celery worker does.
+HUNG = """
+import signal, sys, time, traceback
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGUSR1, lambda _signum, frame: traceback.print_stack(frame, file=sys.stdout))
+print("ready", flush=True)
+def where_it_hangs():
+    time.sleep(60)
+where_it_hangs()
+"""
+
+
+def test_a_child_that_outlives_its_stop_prints_its_stack_to_its_log_before_it_is_killed(tmp_path: Path):
+    hung = Child("hung", [PYTHON, "-c", HUNG], base_env(), tmp_path, stack_dump_signal=signal.SIGUSR1).start()
+    wait_until(lambda: "ready" in hung.output_tail(), 20, "the hung child", hung)
+
+    hung.stop(timeout=0.5)
+
+    assert hung.popen.returncode == -signal.SIGKILL
+    assert "in where_it_hangs" in hung.log_path.read_text()
+
+
 def running(pid: int) -> bool:
     """Alive and not a zombie (a killed orphan stays one until its new parent reaps it)."""
     if not PROC.is_dir():
