@@ -10,8 +10,9 @@ payment, and what it does once one is recorded, is the owner's business (`billin
 
 `charge_invoice` takes one invoice through the three steps. A job with many (a billing batch) takes the
 same steps in bulk, through the same functions: `open_attempts` for all of its invoices inside one
-transaction it commits, `send_attempts` for the calls, many in flight, and `record_outcomes` for each lot
-of answers. Each step costs a few queries however many invoices it takes, not a few per invoice.
+transaction it commits (`open_attempts_of_new_invoices` for those that transaction issued itself),
+`send_attempts` for the calls, many in flight, and `record_outcomes` for each lot of answers. Each step
+costs a few queries however many invoices it takes, not a few per invoice.
 """
 
 from __future__ import annotations
@@ -68,27 +69,40 @@ def open_attempts(payment_methods: dict[int, str]) -> dict[int, PaymentAttempt]:
         current = latest.get(attempt.invoice_id)
         if current is None or _RANK[attempt.status] >= _RANK[current.status]:
             latest[attempt.invoice_id] = attempt
-    opened = []
     unsettled = [invoice for invoice in invoices if invoice.status == Invoice.Status.OPEN]
     # A duplicate job that arrives after an attempt was settled (a decline, say) must not open a new
     # one: the owner is asked under the invoice locks, which recording an outcome also takes.
     wanted = owners.wanting_payment(invoice for invoice in unsettled if _needs_attempt(latest, invoice))
-    for invoice in unsettled:
-        if invoice.pk in wanted:
-            opened.append(
-                PaymentAttempt(
-                    invoice=invoice,
-                    amount=invoice.amount,
-                    currency=invoice.currency,
-                    payment_method=payment_methods[invoice.pk],
-                )
-            )
-    for attempt in PaymentAttempt.objects.bulk_create(opened):
-        latest[attempt.invoice_id] = attempt
+    latest.update(
+        _create_attempts(
+            {invoice: payment_methods[invoice.pk] for invoice in unsettled if invoice.pk in wanted}
+        )
+    )
     for invoice in invoices:
         if invoice.pk in latest:
             latest[invoice.pk].invoice = invoice  # what the call's metadata reads, without a query each
     return latest
+
+
+def open_attempts_of_new_invoices(payment_methods: dict[Invoice, str]) -> dict[int, PaymentAttempt]:
+    """`open_attempts` for invoices issued in the caller's transaction, which is still open: no other
+    transaction can see them yet, so there is nothing to lock and no attempt to find, and their owner
+    issued them to be paid. Skips the locking read and the two look-ups: a fifth of a billing batch's
+    staging (stage_batch alone on PostgreSQL, 100-member batches: about 470 against 600 us a member)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("open_attempts_of_new_invoices runs in the transaction that issued the invoices")
+    return _create_attempts(payment_methods)
+
+
+def _create_attempts(payment_methods: dict[Invoice, str]) -> dict[int, PaymentAttempt]:
+    """A new pending attempt for each invoice, by invoice id."""
+    attempts = PaymentAttempt.objects.bulk_create(
+        PaymentAttempt(
+            invoice=invoice, amount=invoice.amount, currency=invoice.currency, payment_method=payment_method
+        )
+        for invoice, payment_method in payment_methods.items()
+    )
+    return {attempt.invoice_id: attempt for attempt in attempts}
 
 
 _RANK = {

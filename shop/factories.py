@@ -116,7 +116,7 @@ def paid_current_periods(subscriptions: list[Subscription]) -> None:
         lot = subscriptions[first : first + SEED_BATCH]
         periods = issue_period_invoices(
             [(subscription, subscription.current_period_start) for subscription in lot]
-        )
+        ).periods
         paid = [(subscription, periods[subscription.pk].invoice) for subscription in lot]
         Invoice.objects.filter(pk__in=[invoice.pk for _, invoice in paid]).update(
             status=Invoice.Status.PAID, paid_at=now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 
@@ -21,17 +22,22 @@ def issue_period_invoice(
     subscription: Subscription, start: datetime.date, billing_run: BillingRun | None = None
 ) -> BillingPeriod:
     """`issue_period_invoices` for one subscription."""
-    return issue_period_invoices([(subscription, start)], billing_run)[subscription.pk]
+    return issue_period_invoices([(subscription, start)], billing_run).periods[subscription.pk]
+
+
+class IssuedPeriods(NamedTuple):
+    periods: dict[int, BillingPeriod]  # by subscription id
+    new: set[int]  # the subscriptions whose period (and invoice) this call created, in its transaction
 
 
 def issue_period_invoices(
     starts: list[tuple[Subscription, datetime.date]], billing_run: BillingRun | None = None
-) -> dict[int, BillingPeriod]:
+) -> IssuedPeriods:
     """For each subscription (by id), its billed period starting on the date given, with its invoice,
     created at most once; a few statements for a whole billing batch. The unique key on (subscription,
     start) decides between concurrent callers: the loser's invoices roll back with its periods, and it
     reads the winner's."""
-    periods = _existing(starts)
+    periods, new = _existing(starts), set()
     missing = [
         (subscription, start) for subscription, start in starts if (subscription.pk, start) not in periods
     ]
@@ -47,11 +53,13 @@ def issue_period_invoices(
                     for (subscription, start), invoice in zip(missing, invoices, strict=True)
                 )  # fmt: skip
             periods.update({(period.subscription_id, period.start): period for period in created})
+            new = {period.subscription_id for period in created}
         except IntegrityError:
             periods = _existing(starts)  # a concurrent caller issued them first: theirs stand
             if any((subscription.pk, start) not in periods for subscription, start in missing):
                 raise  # not a lost race: a row of ours broke a constraint
-    return {subscription.pk: periods[subscription.pk, start] for subscription, start in starts}
+    by_subscription = {subscription.pk: periods[subscription.pk, start] for subscription, start in starts}
+    return IssuedPeriods(by_subscription, new)
 
 
 def _existing(

@@ -153,16 +153,25 @@ def stage_batch(batch: BillingBatch) -> list[PaymentAttempt]:
     Subscription.objects.filter(pk__in=ending).update(
         status=Subscription.Status.CANCELLED, status_reason="Cancelled at the end of the period."
     )
-    renewing = [subscription for subscription in members if not subscription.cancel_at_period_end]
-    periods = issue_period_invoices(
-        [(subscription, subscription.current_period_end) for subscription in renewing], billing_run=run
-    )
-    unpaid = {
-        periods[subscription.pk].invoice_id: subscription.payment_method
-        for subscription in renewing
-        if periods[subscription.pk].invoice.status == Invoice.Status.OPEN
+    renewing = {
+        subscription.pk: subscription for subscription in members if not subscription.cancel_at_period_end
     }
-    attempts = payments.open_attempts(unpaid).values()
+    issued = issue_period_invoices(
+        [(subscription, subscription.current_period_end) for subscription in renewing.values()],
+        billing_run=run,
+    )
+    # Invoices issued now get their attempts at once; those an earlier run of the batch issued go
+    # through open_attempts, which finds what that run left (a pending attempt, a recorded outcome).
+    new = {issued.periods[pk].invoice: renewing[pk].payment_method for pk in issued.new}
+    earlier = {
+        period.invoice_id: renewing[pk].payment_method
+        for pk, period in issued.periods.items()
+        if pk not in issued.new and period.invoice.status == Invoice.Status.OPEN
+    }
+    attempts = [
+        *payments.open_attempts_of_new_invoices(new).values(),
+        *payments.open_attempts(earlier).values(),
+    ]
     return sorted(
         (a for a in attempts if a.status == PaymentAttempt.Status.PENDING), key=lambda a: a.invoice_id
     )
