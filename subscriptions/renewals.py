@@ -23,7 +23,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing import payments
@@ -208,11 +208,15 @@ def count_batch(batch: BillingBatch) -> None:
     periods = BillingPeriod.objects.filter(
         billing_run_id=batch.run_id, subscription_id__gt=batch.after_id, subscription_id__lte=batch.last_id
     )
-    invoices = Invoice.objects.filter(pk__in=periods.values("invoice_id"))
-    paid = invoices.filter(status=Invoice.Status.PAID).aggregate(n=Count("id"), amount=Sum("amount"))
-    failed = invoices.filter(status=Invoice.Status.OPEN, attempts__status="failed").values("pk").distinct()
+    paid = Q(invoice__status=Invoice.Status.PAID)
+    declined = PaymentAttempt.objects.filter(invoice=OuterRef("invoice"), status=PaymentAttempt.Status.FAILED)
+    counts = periods.aggregate(  # one period per invoice: counting periods counts invoices
+        billed=Count("pk", filter=paid),
+        amount=Sum("invoice__amount", filter=paid),
+        failed=Count("pk", filter=Q(invoice__status=Invoice.Status.OPEN) & Q(Exists(declined))),
+    )
     BillingBatch.objects.filter(pk=batch.pk).update(
-        billed=paid["n"], amount=paid["amount"] or 0, failed=failed.count()
+        billed=counts["billed"], amount=counts["amount"] or 0, failed=counts["failed"]
     )
 
 
