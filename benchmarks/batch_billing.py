@@ -129,7 +129,8 @@ def _charge_loop(api_base: str, count: int, threads: int, ready: Any, go: Any) -
     # What a billing batch sends for a subscription: the same parameters, and metadata of the same shape
     # (an invoice's), which the sandbox stores and sends back (without them, 3-4% more raw charges a
     # second). Built once: the loop measures the SDK call, not the building of its request.
-    metadata = Invoice(number="INV-2026-0000001", owner=f"subscription:{uuid.uuid4()}").payment_metadata()
+    invoice = Invoice(pk=1234567, owner=f"subscription:{uuid.uuid4()}", created_at=datetime.datetime.now())
+    metadata = invoice.payment_metadata()
 
     def charge(_: int) -> None:
         request = ChargeRequest(

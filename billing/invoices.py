@@ -10,7 +10,6 @@ from django.core.files.storage import default_storage
 
 from billing import documents
 from billing.models import Invoice, InvoiceLine
-from jobkit.rows import update_rows
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,8 @@ def issue_invoice(*, owner: str, email: str, currency: str, lines: list[Line]) -
 
 
 def issue_invoices(bills: list[Bill]) -> list[Invoice]:
-    """Open invoices, in the order of `bills`, each numbered from its row id; call inside the owners'
-    transaction, so an invoice exists exactly when what it bills does. Three statements however many."""
+    """Open invoices, in the order of `bills` (each numbered from its row id); call inside the owners'
+    transaction, so an invoice exists exactly when what it bills does. Two statements however many."""
     invoices = Invoice.objects.bulk_create(
         Invoice(owner=bill.owner, email=bill.email, amount=bill.amount, currency=bill.currency)
         for bill in bills
@@ -52,9 +51,6 @@ def issue_invoices(bills: list[Bill]) -> list[Invoice]:
         for invoice, bill in zip(invoices, bills, strict=True)
         for line in bill.lines
     )  # fmt: skip
-    for invoice in invoices:
-        invoice.number = f"INV-{invoice.created_at:%Y}-{invoice.pk:07d}"
-    update_rows(invoices, ["number"])
     return invoices
 
 

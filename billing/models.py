@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import datetime
+import re
 import uuid
 from decimal import Decimal
 
 from django.db import models
+
+# An invoice number as `Invoice.number` writes it, of a year 1900-2999 and an id of up to 18 digits
+# (what a bigint holds).
+_NUMBER = re.compile(r"INV-(?P<year>(?:19|2\d)\d\d)-(?P<id>\d{7,18})")
 
 
 class Invoice(models.Model):
@@ -18,9 +24,8 @@ class Invoice(models.Model):
         PAID = "paid"
         VOID = "void"
 
-    # Set from the row id in the same transaction that creates the invoice (sequential, gap-free enough).
-    number = models.CharField(max_length=24, unique=True, null=True, blank=True)
-    owner = models.CharField(max_length=80, db_index=True, help_text="kind:id of what the invoice bills")
+    # No index: nothing looks invoices up by owner (an owner keeps its invoices' ids).
+    owner = models.CharField(max_length=80, help_text="kind:id of what the invoice bills")
     email = models.EmailField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -39,6 +44,22 @@ class Invoice(models.Model):
         return f"{self.number} ({self.status})"
 
     @property
+    def number(self) -> str:
+        """The year of issue and the row id ("INV-2026-0001234"); "" before the row exists. Derived, not
+        stored: nothing to write after the insert, nothing to fall out of step, unique as the id is."""
+        return f"INV-{self.created_at:%Y}-{self.pk:07d}" if self.pk else ""
+
+    @classmethod
+    def numbered(cls, number: str) -> models.Q:
+        """A filter for the invoice with this number; for none if it is not one of ours."""
+        match = _NUMBER.fullmatch(number or "")
+        if match is None:
+            return models.Q(pk__in=[])
+        year = int(match["year"])
+        start, end = (datetime.datetime(y, 1, 1, tzinfo=datetime.UTC) for y in (year, year + 1))
+        return models.Q(pk=int(match["id"]), created_at__gte=start, created_at__lt=end)
+
+    @property
     def owner_kind(self) -> str:
         return self.owner.split(":", 1)[0]
 
@@ -48,7 +69,7 @@ class Invoice(models.Model):
 
     def payment_metadata(self) -> dict[str, str]:
         """What every PaymentIntent for this invoice carries, so the gateway side can be traced back."""
-        return {"invoice_number": self.number or "", f"{self.owner_kind}_id": self.owner_id}
+        return {"invoice_number": self.number, f"{self.owner_kind}_id": self.owner_id}
 
 
 class InvoiceLine(models.Model):

@@ -202,7 +202,9 @@ def reconcile_payment_intent(intent: dict[str, Any]) -> PaymentAttempt | None:
     attempt = (
         PaymentAttempt.objects.filter(gateway_reference=intent["id"]).first()
         or PaymentAttempt.objects.filter(
-            invoice__number=(intent.get("metadata") or {}).get("invoice_number"),
+            invoice__in=Invoice.objects.filter(
+                Invoice.numbered((intent.get("metadata") or {}).get("invoice_number", ""))
+            ),
             status=PaymentAttempt.Status.PENDING,
         ).first()
     )

@@ -36,16 +36,25 @@ def _wants(
 
 
 def payments_settled(attempts: list[PaymentAttempt]) -> None:
-    """Apply recorded payments to their subscriptions (runs in the transaction that records them)."""
-    locked = Subscription.objects.select_for_update().filter(
-        public_id__in=[attempt.invoice.owner_id for attempt in attempts]
+    """Apply recorded payments to their subscriptions (runs in the transaction that records them). Every
+    invoice of a subscription is a period's: one read gets each paid period with its subscription, locked
+    (in id order, as every writer of subscriptions locks them)."""
+    periods = (
+        BillingPeriod.objects.select_related("subscription")
+        .select_for_update(of=("subscription",))
+        .filter(invoice__in=[attempt.invoice_id for attempt in attempts])
+        .order_by("subscription_id")
     )
-    subscriptions = {str(subscription.public_id): subscription for subscription in locked.order_by("pk")}
+    subscriptions: dict[int, Subscription] = {}  # one instance a subscription, however many of its periods
+    period_of = {}
+    for period in periods:
+        period.subscription = subscriptions.setdefault(period.subscription_id, period.subscription)
+        period_of[period.invoice_id] = period
     renewed = []
     for attempt in attempts:
-        subscription = subscriptions[attempt.invoice.owner_id]
-        if subscription.status == Status.PENDING:
-            signup.settle_signup_payment(subscription, attempt)
-        elif subscription.status in (Status.ACTIVE, Status.PAST_DUE):
-            renewed.append((subscription, attempt))
+        period = period_of[attempt.invoice_id]
+        if period.subscription.status == Status.PENDING:
+            signup.settle_signup_payment(period.subscription, attempt)
+        elif period.subscription.status in (Status.ACTIVE, Status.PAST_DUE):
+            renewed.append((period, attempt))
     renewals.settle_renewals(renewed)

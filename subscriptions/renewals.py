@@ -242,23 +242,19 @@ def refresh_counters(run_id: int) -> None:
         run.save()
 
 
-def settle_renewals(renewed: list[tuple[Subscription, PaymentAttempt]]) -> None:
-    """Recorded renewal charges (each with its subscription, locked): move the period on, or go past due
-    with reminders. One write per kind for a lot of answers, as a billing batch records them."""
-    invoice_ids = [attempt.invoice_id for _, attempt in renewed]
-    periods = BillingPeriod.objects.filter(invoice_id__in=invoice_ids)
-    dates = {
-        invoice_id: (start, end)
-        for invoice_id, start, end in periods.values_list("invoice_id", "start", "end")
-    }
+def settle_renewals(renewed: list[tuple[BillingPeriod, PaymentAttempt]]) -> None:
+    """Recorded renewal charges (each with its period, whose subscription is locked): move the period on,
+    or go past due with reminders. One write per kind for a lot of answers, as a billing batch records
+    them."""
     changed: dict[int, Subscription] = {}
     paid: list[str] = []
-    for subscription, attempt in renewed:
-        start, end = dates[attempt.invoice_id]
-        if start != subscription.current_period_end:
+    for period, attempt in renewed:
+        subscription = period.subscription
+        if period.start != subscription.current_period_end:
             continue  # an older period's payment; the subscription has moved on
         if attempt.status == PaymentAttempt.Status.SUCCEEDED:
-            subscription.current_period_start, subscription.current_period_end = start, end
+            subscription.current_period_start = period.start
+            subscription.current_period_end = period.end
             subscription.status, subscription.status_reason = Status.ACTIVE, ""
             paid.append(subscription.subject)
         else:

@@ -132,8 +132,9 @@ def test_a_payment_event_the_shop_cannot_match_is_stored_and_changes_nothing(cli
     pending = PaymentAttempt.objects.create(
         invoice=order.invoice, amount=order.total, currency=order.currency, payment_method="pm_card_visa"
     )
-    # Succeeded intents the shop did not make: one without the shop's metadata, one for another invoice.
-    for n, metadata in enumerate([{}, {"invoice_number": "INV-1999-0000001"}]):
+    # Succeeded intents the shop did not make: one without the shop's metadata, one for another invoice
+    # (this invoice's id, of another year).
+    for n, metadata in enumerate([{}, {"invoice_number": f"INV-1999-{order.invoice.pk:07d}"}]):
         intent = {
             "id": f"pi_1Foreign{n}",
             "object": "payment_intent",
