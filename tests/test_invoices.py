@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from billing.invoices import Line, issue_invoice
 from billing.models import Invoice
@@ -43,3 +44,17 @@ def test_a_number_that_is_not_the_invoice_s_finds_nothing(invoice: Invoice, numb
 
 def test_an_unsaved_invoice_has_no_number():
     assert Invoice(owner="order:1").number == ""
+
+
+@pytest.mark.django_db
+def test_staff_find_an_invoice_by_its_number_in_the_admin(admin_client, invoice: Invoice):
+    other = issue_invoice(
+        owner="order:2", email="bob@example.com", currency="EUR", lines=[Line("Mug", Decimal("14.00"))]
+    )
+    changelist = reverse("admin:billing_invoice_changelist")
+
+    found = admin_client.get(changelist, {"q": f" {invoice.number} "})
+    by_email = admin_client.get(changelist, {"q": "bob@example"})
+
+    assert list(found.context["cl"].result_list) == [invoice]
+    assert list(by_email.context["cl"].result_list) == [other]
