@@ -62,6 +62,16 @@ def post(client, body: bytes, signature: str | None):
 
 BODY = json.dumps(event()).encode()
 NOT_AN_EVENT = json.dumps({"id": "evt_1", "type": "charge.refunded"}).encode()
+# Stripe's metadata holds strings only; an invoice number that is not one must not reach the look-up.
+NUMBER_NOT_TEXT = json.dumps(
+    event(event_type="payment_intent.succeeded")
+    | {
+        "data": {
+            "object": {"id": "pi_1", "status": "succeeded", "amount": 850, "currency": "eur",
+                       "metadata": {"invoice_number": 1234567}}
+        }
+    }
+).encode()  # fmt: skip
 
 
 def stale_signature(payload: bytes) -> str:
@@ -95,6 +105,9 @@ def stale_signature(payload: bytes) -> str:
         pytest.param(b"\xff\xfe{}", stripe_signature, "body", "not utf-8", id="not-utf8"),
         pytest.param(b"[]", stripe_signature, "body", "not a stripe event", id="json-array"),
         pytest.param(NOT_AN_EVENT, stripe_signature, "body", "not a stripe event", id="event-without-data"),
+        pytest.param(
+            NUMBER_NOT_TEXT, stripe_signature, "data.object", "metadata holds strings", id="metadata-not-text"
+        ),
     ],
 )
 def test_rejected_with_400_naming_the_problem_and_nothing_stored(client, body, sign, field, problem):
