@@ -2,7 +2,7 @@
 
 An invoice's `owner` is "kind:id". The app that owns that kind of invoice registers, in its
 `AppConfig.ready()`, an object (a module will do) with two functions (see `jobkit/registry.py`), each
-taking a list, so a billing batch asks and tells an owner about a hundred invoices in a few queries:
+taking a list, so a billing batch asks and tells an owner about a whole batch of invoices in a few queries:
 - `wanting_payment(invoices) -> set of invoice ids`: which of its invoices is the owner still waiting to
   be paid? A charge job that arrives after the owner moved on (paid, cancelled, declined) opens no new
   attempt.

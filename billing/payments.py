@@ -60,7 +60,7 @@ def open_attempts(payment_methods: dict[int, str]) -> dict[int, PaymentAttempt]:
     """For each invoice (id -> the payment method to charge): its pending attempt (opened now, or the one
     in flight), or its settled one; no entry if it never had one and its owner wants no payment.
     Committed on return, or with the caller's transaction when called inside one (a billing batch
-    commits all of its attempts at once). A few queries however many invoices: a batch opens a hundred."""
+    commits all of its attempts at once). A few queries however many invoices: a whole batch."""
     invoices = list(Invoice.objects.select_for_update().filter(pk__in=payment_methods).order_by("pk"))
     if void := [invoice.number for invoice in invoices if invoice.status == Invoice.Status.VOID]:
         raise PermanentError(f"invoice {', '.join(void)} is void")

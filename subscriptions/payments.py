@@ -14,7 +14,7 @@ Status, Step = Subscription.Status, Subscription.Step
 
 def wanting_payment(invoices: list[Invoice]) -> set[int]:
     """The sign-up charge while at that step, or the renewal of the period that is due. Read as plain
-    values: a billing batch asks about a hundred invoices at once, inside the transaction that stages it."""
+    values: a billing batch asks about all of its invoices at once, inside the transaction that stages it."""
     periods = BillingPeriod.objects.filter(invoice__in=invoices).values_list(
         "invoice_id",
         "start",

@@ -45,6 +45,7 @@ def charges(sandbox) -> list[dict]:
 
 def test_billing_1000_subscriptions_once_with_exact_counters(client, workers, plans, settings):
     workers.add_worker("second-worker")
+    settings.BILLING_BATCH_SIZE = 100  # eleven batches for the two workers to share
     plan = plans[1]
     make_due_subscriptions(plan, 1000)
     call_command("bill_due", date=BILLING_DATE.isoformat())
