@@ -110,8 +110,9 @@ def _object_problem(event_type: str, obj: dict[str, Any]) -> str | None:
         if not isinstance(value, types) or isinstance(value, bool):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             return f"A {event_type} event's object needs {field!r} as {names}."
-    # Reconciliation looks an invoice up by its metadata's number, which must be text.
-    if not all(isinstance(value, str) for value in (obj.get("metadata") or {}).values()):
+    # A PaymentIntent's reconciliation looks an invoice up by its metadata's number, which must be text
+    # (the metadata is absent, null or a dict by now); a charge's reconciliation reads no metadata.
+    if kind == "payment_intent" and not all(isinstance(v, str) for v in (obj.get("metadata") or {}).values()):
         return f"A {event_type} event's metadata holds strings only, as Stripe's does."
     return None
 

@@ -277,3 +277,12 @@ def test_signed_event_shaped_bodies_never_5xx(client, db, payload: dict[str, Any
     assert response.status_code < 500, response.content
     if response.status_code >= 400:
         assert StripeEvent.objects.count() == stored
+
+
+def test_a_charge_event_is_judged_by_the_fields_its_reconciliation_reads(client):
+    # A refund's reconciliation reads no metadata: whatever a charge's metadata holds, it is not a 500.
+    charge = {"id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 850, "metadata": ["not", "a", "map"]}
+    body = json.dumps(event(event_type="charge.refunded") | {"data": {"object": charge}}).encode()
+    response = post(client, body, stripe_signature(body))
+    assert response.status_code == 200
+    assert StripeEvent.objects.count() == 1
