@@ -6,21 +6,22 @@ this process, running beside the web server (started by `gunicorn.conf.py`), sen
 staged rows within 50 ms of their commit. A row is visible here only once its transaction has
 committed, so no job ever reaches a worker before its data.
 
-The relay claims a batch of rows (`unsent` -> `queued`, rows locked and skipped by any other relay or
-sweep on PostgreSQL; on SQLite the write lock serializes them), commits, then sends each message. A
-relay killed between the claim and a send leaves `queued` rows whose messages the broker never got: the
-recovery sweep sends those as lost messages. A send the broker refuses puts its row and the rest of the
-batch back to `unsent`, and the relay backs off; the recovery sweep drains the same rows the same way,
-so a stopped relay delays jobs by one sweep interval, and loses none.
+The relay claims a batch of rows (`unsent` -> `queued`) in one statement, then sends each message: on
+PostgreSQL a row another relay or the sweep is claiming is skipped, on SQLite the write lock serializes
+the claims. A relay killed between the claim and a send leaves `queued` rows whose messages the broker
+never got: the recovery sweep sends those as lost messages. A send the broker refuses puts its row and
+the rest of the batch back to `unsent`, and the relay backs off; the recovery sweep drains the same rows
+the same way, so a stopped relay delays jobs by one sweep interval, and loses none.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from celery import current_app
-from django.db import connection, transaction
+from django.db import connection
 
 from jobkit.enqueue import publish
 from jobkit.models import JobRun
@@ -28,7 +29,7 @@ from jobkit.prepared import PreparedSelect
 
 logger = logging.getLogger(__name__)
 
-# Rows claimed per transaction: one checkout each. A batch is sent in a few tens of milliseconds, and a
+# Rows claimed at a time: one checkout each. A batch is sent in a few tens of milliseconds, and a
 # relay killed mid-batch leaves at most this many messages to the recovery sweep.
 BATCH_SIZE = 100
 # How often an idle relay looks for staged rows: the delay it adds to a job, 25 ms on average, for one
@@ -46,21 +47,46 @@ def drain(limit: int = BATCH_SIZE) -> tuple[list[str], bool]:
     False if the broker refused one (the rest of the batch then waits, staged, for the next drain)."""
     if not _any_unsent():  # the idle relay's one query: no transaction to open and close
         return [], True
-    unsent = JobRun.objects.filter(status=JobRun.Status.UNSENT)
-    with transaction.atomic():
-        staged = unsent.select_for_update(skip_locked=True)
-        batch = list(staged.order_by("id").only("id", "task_id", "name", "args")[:limit])
-        JobRun.objects.filter(pk__in=[run.pk for run in batch]).update(status=JobRun.Status.QUEUED)
+    batch = _claim(limit)
     sent: list[str] = []
-    for position, run in enumerate(batch):
-        if not publish(current_app.tasks[run.name], run.args, run.task_id):  # marked unsent again
-            left = [later.pk for later in batch[position + 1 :]]
+    for position, (_, task_id, name, args) in enumerate(batch):
+        if not publish(current_app.tasks[name], args, task_id):  # marked unsent again
+            left = [later[0] for later in batch[position + 1 :]]
             JobRun.objects.filter(pk__in=left, status=JobRun.Status.QUEUED).update(
                 status=JobRun.Status.UNSENT
             )
             return sent, False
-        sent.append(run.task_id)
+        sent.append(task_id)
     return sent, True
+
+
+def _claim(limit: int) -> list[tuple[int, str, str, list[Any]]]:
+    """Up to `limit` staged rows, oldest first, moved from `unsent` to `queued`: (id, task id, name, args).
+
+    One UPDATE ... RETURNING in autocommit, not a transaction of a locking read, an UPDATE and a COMMIT:
+    on SQLite a claim holds the write lock every checkout's transaction waits for, and a claim of 15 rows
+    (a sequential client's 50 ms of checkouts) held it 0.19 ms instead of 0.85 ms; on PostgreSQL it took
+    0.83 ms instead of 2.7-5.7 ms (timed alone, 300 claims each). On PostgreSQL the claim skips rows
+    another claim has locked."""
+    table, pk = (connection.ops.quote_name(name) for name in (JobRun._meta.db_table, JobRun._meta.pk.column))
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # The rows are chosen once, in a materialized CTE: as `IN (subquery)`, PostgreSQL may run the subquery
+    # again for each row it updates, which then finds the next rows (those claimed are `queued` by then).
+    sql = (
+        f"WITH claimed AS MATERIALIZED "
+        f"(SELECT {pk} FROM {table} WHERE status = %s ORDER BY {pk} LIMIT %s{skip_locked}) "
+        f"UPDATE {table} SET status = %s WHERE {pk} IN (SELECT {pk} FROM claimed) "
+        f"RETURNING {pk}, task_id, name, args"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [JobRun.Status.UNSENT, limit, JobRun.Status.QUEUED])
+        rows = cursor.fetchall()
+    args = JobRun._meta.get_field("args")
+    claimed = [
+        (row_id, task_id, name, args.from_db_value(raw, None, connection))
+        for row_id, task_id, name, raw in rows
+    ]
+    return sorted(claimed)  # RETURNING keeps no order
 
 
 def run(stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
