@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PANGO_HINT := WeasyPrint (invoice PDFs) needs the Pango library. Install it with:\n  Debian/Ubuntu: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0\n  Fedora: sudo dnf install -y pango\n  macOS: brew install pango
+# UPDATE ... RETURNING (jobkit/relay.py) needs SQLite 3.35 (2021); Django 5.2 alone asks for 3.31.
+SQLITE_HINT := The shop needs SQLite 3.35 or later (UPDATE ... RETURNING), and the SQLite of this Python is older.\n  Use a Python linked against a newer SQLite (Debian 12 and Ubuntu 22.04 ship one).
 
 .PHONY: demo test tour bench chaos lab lint format lock clean system-check
 
@@ -48,6 +50,8 @@ $(STAMP): requirements.lock
 
 system-check: $(STAMP)
 	@$(PY) -c 'import weasyprint' 2>/dev/null || { printf '$(PANGO_HINT)\n'; exit 1; }
+	@$(PY) -c 'import sqlite3, sys; sys.exit(sqlite3.sqlite_version_info < (3, 35))' || \
+		{ printf '$(SQLITE_HINT) (found %s)\n' "$$($(PY) -c 'import sqlite3; print(sqlite3.sqlite_version)')"; exit 1; }
 	@$(PY) -c 'import ctypes.util as u, sys; sys.exit(not u.find_library("harfbuzz-subset"))' || \
 		echo "Note: invoice PDFs render ~5x faster with HarfBuzz-Subset (Debian/Ubuntu: libharfbuzz-subset0)."
 

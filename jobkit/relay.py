@@ -63,11 +63,11 @@ def drain(limit: int = BATCH_SIZE) -> tuple[list[str], bool]:
 def _claim(limit: int) -> list[tuple[int, str, str, list[Any]]]:
     """Up to `limit` staged rows, oldest first, moved from `unsent` to `queued`: (id, task id, name, args).
 
-    One UPDATE ... RETURNING in autocommit, not a transaction of a locking read, an UPDATE and a COMMIT:
-    on SQLite a claim holds the write lock every checkout's transaction waits for, and a claim of 15 rows
-    (a sequential client's 50 ms of checkouts) held it 0.19 ms instead of 0.85 ms; on PostgreSQL it took
-    0.83 ms instead of 2.7-5.7 ms (timed alone, 300 claims each). On PostgreSQL the claim skips rows
-    another claim has locked."""
+    One UPDATE ... RETURNING in autocommit (SQLite 3.35 or later, which `make` checks), not a transaction
+    of a locking read, an UPDATE and a COMMIT: on SQLite a claim holds the write lock every checkout's
+    transaction waits for, and a claim of 15 rows (a sequential client's 50 ms of checkouts) held it
+    0.19 ms instead of 0.85 ms; on PostgreSQL it took 0.83 ms instead of 2.7-5.7 ms (timed alone, 300
+    claims each). On PostgreSQL the claim skips rows another claim has locked."""
     table, pk = (connection.ops.quote_name(name) for name in (JobRun._meta.db_table, JobRun._meta.pk.column))
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     # The rows are chosen once, in a materialized CTE: as `IN (subquery)`, PostgreSQL may run the subquery
