@@ -68,23 +68,27 @@ def _claim(limit: int) -> list[tuple[int, str, str, list[Any]]]:
     transaction waits for, and a claim of 15 rows (a sequential client's 50 ms of checkouts) held it
     0.19 ms instead of 0.85 ms; on PostgreSQL it took 0.83 ms instead of 2.7-5.7 ms (timed alone, 300
     claims each). On PostgreSQL the claim skips rows another claim has locked."""
-    table, pk = (connection.ops.quote_name(name) for name in (JobRun._meta.db_table, JobRun._meta.pk.column))
+    quote, meta = connection.ops.quote_name, JobRun._meta
+    table = quote(meta.db_table)
+    pk, status, task_id, name, args = (
+        quote(meta.get_field(field).column) for field in ("id", "status", "task_id", "name", "args")
+    )
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     # The rows are chosen once, in a materialized CTE: as `IN (subquery)`, PostgreSQL may run the subquery
     # again for each row it updates, which then finds the next rows (those claimed are `queued` by then).
     sql = (
         f"WITH claimed AS MATERIALIZED "
-        f"(SELECT {pk} FROM {table} WHERE status = %s ORDER BY {pk} LIMIT %s{skip_locked}) "
-        f"UPDATE {table} SET status = %s WHERE {pk} IN (SELECT {pk} FROM claimed) "
-        f"RETURNING {pk}, task_id, name, args"
+        f"(SELECT {pk} FROM {table} WHERE {status} = %s ORDER BY {pk} LIMIT %s{skip_locked}) "
+        f"UPDATE {table} SET {status} = %s WHERE {pk} IN (SELECT {pk} FROM claimed) "
+        f"RETURNING {pk}, {task_id}, {name}, {args}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [JobRun.Status.UNSENT, limit, JobRun.Status.QUEUED])
         rows = cursor.fetchall()
-    args = JobRun._meta.get_field("args")
+    args_field = meta.get_field("args")
     claimed = [
-        (row_id, task_id, name, args.from_db_value(raw, None, connection))
-        for row_id, task_id, name, raw in rows
+        (row_id, task, job_name, args_field.from_db_value(raw, None, connection))
+        for row_id, task, job_name, raw in rows
     ]
     return sorted(claimed)  # RETURNING keeps no order
 
