@@ -50,7 +50,7 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         # An Index rather than db_index=True: on PostgreSQL that adds a second index for LIKE, which no
-        # query of a status needs and each of an order's four moves (an update of the indexed status) writes.
+        # query of a status needs and every move of an order's status (three for a paid order) writes.
         indexes = [models.Index(fields=["status"], name="order_status")]
 
     def __str__(self) -> str:
