@@ -51,7 +51,7 @@ def bill(size: int, due: datetime.date) -> float:
     subscriptions = due_subscriptions(plan, size, due, tag=f"bench-{uuid.uuid4().hex[:8]}")
     # The tables as a shop's first billing run meets them: each subscription's signup period, invoice and
     # attempt, with the statistics autovacuum gathers within a minute of such a load. On tables the run
-    # itself fills from empty, PostgreSQL planned its reads as whole-table scans (README, "Latest figures").
+    # itself fills from empty, PostgreSQL planned its reads as whole-table scans (docs/benchmark-history.md).
     paid_current_periods(subscriptions)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -224,7 +224,7 @@ IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 24)
 # job, its staging statements, a breaker admission per call thread, its counters, the wait for its slowest
 # answer), so fewer, larger batches bill for less: about 5% less CPU a subscription with 200 than with 100,
 # and 0.83-0.94 of raw charges against 0.64-0.78 (`python -m benchmarks --only billing --billing-sizes
-# 10000`, PostgreSQL, run alternately; README, "Billing at 8d3220b").
+# 10000`, PostgreSQL, run alternately; docs/benchmark-history.md, "Billing at 8d3220b").
 # At Stripe's default 25 calls/s shared by the demo's 2 worker processes, 200 calls take 16 s, within the
 # 20 s a batch job starts calls in (`billing/payments.py` `send_attempts`): a batch needs one run of its job.
 BILLING_BATCH_SIZE = env_int("BILLING_BATCH_SIZE", 200, minimum=1)
