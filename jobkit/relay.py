@@ -87,8 +87,8 @@ def _claim(limit: int) -> list[tuple[int, str, str, list[Any]]]:
         rows = cursor.fetchall()
     args_field = meta.get_field("args")
     claimed = [
-        (row_id, task, job_name, args_field.from_db_value(raw, None, connection))
-        for row_id, task, job_name, raw in rows
+        (row_id, row_task_id, row_name, args_field.from_db_value(raw_args, None, connection))
+        for row_id, row_task_id, row_name, raw_args in rows
     ]
     return sorted(claimed)  # RETURNING keeps no order
 
