@@ -1,4 +1,4 @@
-"""The tables written for every order and every job carry no index that no query uses.
+"""The tables written for every order and every job carry no index for LIKE: none of their queries uses one.
 
 On PostgreSQL, Django gives a CharField with unique=True or db_index=True a second index, for LIKE
 (`varchar_pattern_ops`). The shop matches none of these columns by prefix, and each such index is one
